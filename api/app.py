@@ -1,0 +1,86 @@
+"""The Litestar app factory: the composition root of the HTTP side."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+import core
+from api.errors import EXCEPTION_HANDLERS
+from api.middleware import request_id_middleware
+from api.routes import route_handlers
+from core import db, queue
+from core.logging import configure_logging
+from core.settings import Settings
+
+
+def make_redis(url: str) -> Redis:
+    # One retry on a dropped connection: after Redis restarts, the first command on each
+    # pooled connection fails once; the retry makes recovery invisible to callers.
+    return Redis.from_url(
+        url,
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
+        health_check_interval=30,
+    )
+
+
+def create_app(settings: Settings, *, manage_resources: bool = True) -> Litestar:
+    """`manage_resources=False` when the caller already opened the pool and the queue."""
+    if not settings.database_url or not settings.redis_url:
+        raise ValueError(
+            "create_app() needs database_url and redis_url (start_servers() resolves them)"
+        )
+
+    @asynccontextmanager
+    async def resources(app: Litestar) -> AsyncIterator[None]:
+        app.state.redis = make_redis(settings.redis_url or "")
+        if manage_resources:
+            await db.open_pool(settings.database_url or "", max_size=10)
+            await queue.connect(settings.redis_url or "")
+        try:
+            yield
+        finally:
+            if manage_resources:
+                await queue.disconnect()
+                await db.close_pool()
+            await app.state.redis.aclose()
+
+    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    app = Litestar(
+        route_handlers=route_handlers(),
+        lifespan=[resources],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="infusion",
+            version=core.__version__,
+            description="Home-infusion pharmacy logistics: orders, compounding, cold chain, "
+            "dispatch.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+        state=_initial_state(settings),
+        logging_config=None,
+        debug=False,
+    )
+    # Litestar's middleware wraps route handlers only; wrapping its ASGI handler covers every
+    # response, routed or not, inside its exception handling.
+    app.asgi_handler = request_id_middleware(app.asgi_handler)
+    return app
+
+
+def _initial_state(settings: Settings) -> Any:
+    from litestar.datastructures import State
+
+    return State({"settings": settings})

@@ -1,0 +1,133 @@
+"""Every error leaves as `application/problem+json` (RFC 9457) with a sentence a person can act on.
+
+Bad input is a 4xx naming what was wrong; only a bug is a 500, and its body says nothing of
+the internals (the request id ties it to the log line).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from core.errors import InfusionError, RateLimitedError
+from core.logging import get_logger
+
+log = get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+TITLES = {
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request too large",
+    415: "Unsupported media type",
+    422: "Unprocessable",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def problem(
+    request: Request[Any, Any, Any], status: int, detail: str, *, code: str, **extra: Any
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": f"about:blank#{code}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": request.url.path,
+        "request_id": request.scope.get("state", {}).get("request_id", ""),
+    }
+    body.update({k: v for k, v in extra.items() if v is not None})
+    headers = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="infusion"'
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _validation_errors(exc: ValidationException) -> list[dict[str, Any]] | None:
+    extra = exc.extra
+    if isinstance(extra, list):
+        return [e if isinstance(e, dict) else {"message": str(e)} for e in extra]
+    return None
+
+
+def handle_domain_error(request: Request[Any, Any, Any], exc: InfusionError) -> Response[Any]:
+    status = exc.status if 400 <= exc.status < 600 else 500
+    if status >= 500:
+        log.error("request.domain_error", code=exc.code)
+        return problem(request, 500, "An internal error occurred.", code="internal")
+    response = problem(request, status, exc.message, code=exc.code, **exc.detail)
+    if isinstance(exc, RateLimitedError):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if isinstance(exc, ValidationException):
+        return problem(
+            request,
+            400,
+            _validation_message(exc),
+            code="invalid_request",
+            errors=_validation_errors(exc),
+        )
+    if isinstance(exc, NotAuthorizedException):
+        return problem(request, 401, exc.detail or "Log in first.", code="not_authenticated")
+    if isinstance(exc, PermissionDeniedException):
+        return problem(
+            request, 403, exc.detail or "Your role does not allow this.", code="forbidden"
+        )
+    if status >= 500:
+        log.error("request.http_error", status=status)
+        return problem(
+            request, status, TITLES.get(status, "Server error") + ".", code="server_error"
+        )
+    code = TITLES.get(status, "error").lower().replace(" ", "_")
+    response = problem(request, status, exc.detail or TITLES.get(status, "Error"), code=code)
+    for key, value in (exc.headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _validation_message(exc: ValidationException) -> str:
+    errors = _validation_errors(exc)
+    if errors:
+        parts = []
+        for error in errors[:5]:
+            key = error.get("key")
+            message = error.get("message", "is invalid")
+            parts.append(f"{key}: {message}" if key else str(message))
+        return "Invalid request: " + "; ".join(parts)
+    return exc.detail or "Invalid request."
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("request.unhandled", error_type=type(exc).__name__)
+    return problem(
+        request, HTTP_500_INTERNAL_SERVER_ERROR, "An internal error occurred.", code="internal"
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    InfusionError: handle_domain_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}
+
+__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "MediaType", "problem"]

@@ -1,0 +1,31 @@
+"""Staff accounts and integration tokens. Sessions live in Redis, not here."""
+
+from __future__ import annotations
+
+from piccolo.columns import Array, Boolean, ForeignKey, Timestamptz, Varchar
+from piccolo.columns.base import OnDelete
+from piccolo.table import Table
+
+
+class User(Table, tablename="app_user"):
+    username = Varchar(length=150, unique=True, help_text="Lower case; the login name")
+    display_name = Varchar(length=200)
+    password_hash = Varchar(length=255, help_text="argon2id")
+    roles = Array(Varchar(length=20), help_text="technician, packer, pharmacist, admin")
+    is_active = Boolean(default=True)
+    created_at = Timestamptz()
+    password_changed_at = Timestamptz()
+    last_login_at = Timestamptz(null=True, default=None)
+
+
+class ApiToken(Table, tablename="api_token"):
+    """A bearer token for an integration; only a keyed hash of it is stored."""
+
+    user = ForeignKey(User, on_delete=OnDelete.restrict, null=False)
+    name = Varchar(length=100)
+    prefix = Varchar(length=16, help_text="First characters, to recognise a token in lists")
+    token_hash = Varchar(length=64, unique=True, help_text="HMAC-SHA256 with SECRET_KEY")
+    created_at = Timestamptz()
+    expires_at = Timestamptz(null=True, default=None)
+    last_used_at = Timestamptz(null=True, default=None)
+    revoked_at = Timestamptz(null=True, default=None)

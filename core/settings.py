@@ -1,0 +1,223 @@
+"""One typed settings object, read from the environment once per process.
+
+Every knob the product has is here, so the README's configuration table and the code cannot
+drift apart without `tests/unit/test_settings.py` noticing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from core.errors import ConfigurationError
+
+ENVIRONMENTS = ("development", "test", "production")
+LOG_FORMATS = ("console", "json")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Setting:
+    """Documentation of one environment variable (rendered into the README table)."""
+
+    env: str
+    default: str
+    meaning: str
+
+
+SETTINGS_DOC: tuple[Setting, ...] = (
+    Setting(
+        env="DATABASE_URL",
+        default="(embedded server under .infusion/)",
+        meaning="PostgreSQL DSN, e.g. postgresql://user:pass@host:5432/infusion",
+    ),
+    Setting(
+        env="REDIS_URL",
+        default="(embedded server under .infusion/)",
+        meaning="Redis URL for the job queue, sessions and rate limits, e.g. redis://host:6379/0",
+    ),
+    Setting(
+        env="SECRET_KEY",
+        default="(generated into .infusion/secret_key outside production)",
+        meaning="Signs session ids and derives API-token hashes; at least 32 characters",
+    ),
+    Setting(
+        env="SHIPPO_API_KEY",
+        default="(empty: offline sandbox)",
+        meaning="Shippo key; keys starting shippo_test_ are test mode",
+    ),
+    Setting(
+        env="INFUSION_TIMEZONE",
+        default="America/New_York",
+        meaning="The pharmacy's IANA time zone, used to print local times (storage is UTC)",
+    ),
+    Setting(
+        env="INFUSION_SITE_NAME",
+        default="Infusion Pharmacy (demo)",
+        meaning="Name shown on pages, labels and documents",
+    ),
+    Setting(
+        env="INFUSION_PUBLIC_URL",
+        default="http://127.0.0.1:8000",
+        meaning="Public base URL; https:// turns on Secure cookies",
+    ),
+    Setting(
+        env="INFUSION_ENV",
+        default="development",
+        meaning="development, test or production (production refuses a missing SECRET_KEY)",
+    ),
+    Setting(
+        env="INFUSION_DATA_DIR",
+        default=".infusion",
+        meaning="Folder for the embedded servers' data, the dev secret and generated files",
+    ),
+    Setting(
+        env="INFUSION_LOG_FORMAT",
+        default="console",
+        meaning="console (human) or json (one object a line)",
+    ),
+    Setting(env="INFUSION_LOG_LEVEL", default="INFO", meaning="DEBUG, INFO, WARNING or ERROR"),
+    Setting(
+        env="INFUSION_SESSION_HOURS",
+        default="12",
+        meaning="How long a staff login lasts without activity",
+    ),
+    Setting(
+        env="INFUSION_LOGIN_MAX_FAILURES",
+        default="5",
+        meaning="Failed logins per username and client address before login is refused",
+    ),
+    Setting(
+        env="INFUSION_LOGIN_LOCKOUT_MINUTES",
+        default="15",
+        meaning="How long the failures are counted and the lockout lasts",
+    ),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    database_url: str | None
+    redis_url: str | None
+    secret_key: str
+    shippo_api_key: str
+    timezone: str
+    site_name: str
+    public_url: str
+    environment: str
+    data_dir: Path
+    log_format: str
+    log_level: str
+    session_hours: int
+    login_max_failures: int
+    login_lockout_minutes: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def secure_cookies(self) -> bool:
+        # Browsers drop Secure cookies on plain http, so only ask for them behind HTTPS.
+        return self.public_url.startswith("https://")
+
+    @property
+    def shippo_test_mode(self) -> bool:
+        return not self.shippo_api_key or self.shippo_api_key.startswith("shippo_test_")
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def with_urls(self, *, database_url: str, redis_url: str) -> Settings:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(database_url=database_url, redis_url=redis_url)
+        return Settings(**values)
+
+
+def _int(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _choice(environ: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = environ.get(name, "").strip() or default
+    if value not in allowed:
+        raise ConfigurationError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _url(environ: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    value = environ.get(name, "").strip()
+    if not value:
+        return None
+    if not value.startswith(tuple(f"{s}://" for s in schemes)):
+        raise ConfigurationError(
+            f"{name} must start with {' or '.join(s + '://' for s in schemes)}, got {value.split('://')[0]!r}"
+        )
+    return value
+
+
+def _secret_key(environ: Mapping[str, str], environment: str, data_dir: Path) -> str:
+    value = environ.get("SECRET_KEY", "").strip()
+    if value:
+        if len(value) < 32:
+            raise ConfigurationError("SECRET_KEY must be at least 32 characters long")
+        return value
+    if environment == "production":
+        raise ConfigurationError("SECRET_KEY must be set when INFUSION_ENV=production")
+    # Outside production a random key is kept in the data folder so logins survive restarts.
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the environment; raise ConfigurationError with one clear sentence."""
+    env = os.environ if environ is None else environ
+    environment = _choice(env, "INFUSION_ENV", "development", ENVIRONMENTS)
+    data_dir = Path(env.get("INFUSION_DATA_DIR", "").strip() or ".infusion").expanduser().absolute()
+    timezone = env.get("INFUSION_TIMEZONE", "").strip() or "America/New_York"
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"INFUSION_TIMEZONE {timezone!r} is not an IANA time zone"
+        ) from None
+    public_url = (env.get("INFUSION_PUBLIC_URL", "").strip() or "http://127.0.0.1:8000").rstrip("/")
+    if not public_url.startswith(("http://", "https://")):
+        raise ConfigurationError("INFUSION_PUBLIC_URL must start with http:// or https://")
+    log_level = (env.get("INFUSION_LOG_LEVEL", "").strip() or "INFO").upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigurationError(
+            f"INFUSION_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}"
+        )
+    return Settings(
+        database_url=_url(env, "DATABASE_URL", ("postgresql", "postgres")),
+        redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
+        secret_key=_secret_key(env, environment, data_dir),
+        shippo_api_key=env.get("SHIPPO_API_KEY", "").strip(),
+        timezone=timezone,
+        site_name=env.get("INFUSION_SITE_NAME", "").strip() or "Infusion Pharmacy (demo)",
+        public_url=public_url,
+        environment=environment,
+        data_dir=data_dir,
+        log_format=_choice(env, "INFUSION_LOG_FORMAT", "console", LOG_FORMATS),
+        log_level=log_level,
+        session_hours=_int(env, "INFUSION_SESSION_HOURS", 12, 1),
+        login_max_failures=_int(env, "INFUSION_LOGIN_MAX_FAILURES", 5, 1),
+        login_lockout_minutes=_int(env, "INFUSION_LOGIN_LOCKOUT_MINUTES", 15, 1),
+    )

@@ -1,0 +1,15 @@
+"""The Piccolo app of the `fulfilment` domain (its tables arrive with the issues that need them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from piccolo.conf.apps import AppConfig
+
+APP_CONFIG = AppConfig(
+    app_name="fulfilment",
+    migrations_folder_path=str(Path(__file__).parent / "piccolo_migrations"),
+    table_classes=[],
+    migration_dependencies=["core.piccolo_app"],
+    commands=[],
+)

@@ -1,0 +1,213 @@
+"""Fixtures for tests that touch PostgreSQL, Redis, a served app or a worker.
+
+Architecture rule for tests: real servers, no mocks. Each xdist worker gets its own database
+built from the migrations and its own Redis db; every test starts from empty tables and an
+empty Redis (`clean_state`). The served app runs in a subprocess on loopback, because
+Litestar's test clients run the app on another event loop than the test body (STACK.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from core.settings import Settings, load_settings
+from tests.servers import (
+    PG_ADMIN_ENV,
+    REDIS_BASE_ENV,
+    ROOT,
+    database_url_for,
+    redis_url_for,
+    worker_number,
+)
+
+# Tables kept between tests: Piccolo's record of applied migrations.
+KEEP_TABLES = {"migration"}
+
+
+@pytest.fixture(scope="session")
+def worker_id_number(worker_id: str) -> int:
+    return worker_number(worker_id)
+
+
+@pytest.fixture(scope="session")
+def test_settings(worker_id: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings of this test worker: its own database and Redis db, a temporary data folder."""
+    number = worker_number(worker_id)
+    database_url = database_url_for(os.environ[PG_ADMIN_ENV], f"infusion_test_{number}")
+    redis_url = redis_url_for(os.environ[REDIS_BASE_ENV], number)
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["REDIS_URL"] = redis_url
+    os.environ["INFUSION_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
+    return load_settings()
+
+
+async def _recreate_database(admin_url: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def database(test_settings: Settings, worker_id: str) -> AsyncIterator[Settings]:
+    """A fresh database built from the migrations, with this loop's pool open."""
+    from api.migrations import run_migrations
+    from core import db
+
+    name = f"infusion_test_{worker_number(worker_id)}"
+    await _recreate_database(os.environ[PG_ADMIN_ENV], name)
+    await run_migrations(test_settings.database_url or "")
+    await db.open_pool(test_settings.database_url or "", max_size=5)
+    yield test_settings
+    await db.close_pool()
+
+
+@pytest.fixture(scope="session")
+async def redis(test_settings: Settings) -> AsyncIterator[Redis]:
+    from core import queue
+
+    client = Redis.from_url(test_settings.redis_url or "")
+    await queue.connect(test_settings.redis_url or "")
+    yield client
+    await queue.disconnect()
+    await client.aclose()
+
+
+async def app_tables() -> list[str]:
+    from core import db
+
+    rows = await db.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+    )
+    return [r["tablename"] for r in rows if r["tablename"] not in KEEP_TABLES]
+
+
+@pytest.fixture
+async def clean_state(database: Settings, redis: Redis) -> Settings:
+    """Empty tables and an empty Redis db before the test."""
+    from core import db
+
+    tables = await app_tables()
+    async with db.transaction():
+        # The audit trail refuses TRUNCATE through a trigger; replica mode skips triggers.
+        await db.fetch("SET LOCAL session_replication_role = replica")
+        await db.fetch(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    await redis.flushdb()
+    return database
+
+
+# ------------------------------------------------------------------ a served app on loopback
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServedApp:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+def serve_app(env: dict[str, str], log_path: Path, *, timeout: float = 20) -> ServedApp:
+    """Start `infusion serve` in a subprocess and wait until it answers on /health."""
+    port = free_port()
+    log_file = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    served = ServedApp(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the app exited with {process.returncode}:\n{served.log()}")
+        try:
+            httpx.get(served.url + "/health", timeout=1)
+            return served
+        except httpx.TransportError:
+            time.sleep(0.05)
+    served.stop()
+    raise RuntimeError(f"the app did not answer within {timeout} s:\n{served.log()}")
+
+
+@pytest.fixture(scope="session")
+def served_app(database: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
+    """The real app served by uvicorn on a loopback port, against this worker's database."""
+    app = serve_app(dict(os.environ), tmp_path_factory.mktemp("served") / "app.log")
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+async def http(served_app: ServedApp, clean_state: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=served_app.url, timeout=10) as client:
+        yield client
+
+
+# ------------------------------------------------------------------ jobs
+
+
+@pytest.fixture
+def run_worker(clean_state: Settings) -> Any:
+    """Run a real arq worker in burst mode on this loop until the queue is empty."""
+    from arq.worker import Worker
+
+    from api.worker import worker_kwargs
+
+    async def run(**overrides: Any) -> Worker:
+        kwargs = worker_kwargs(
+            clean_state,
+            manage_resources=False,
+            burst=True,
+            poll_delay=0.01,
+            handle_signals=False,
+            cron_jobs=[],
+            **overrides,
+        )
+        worker = Worker(**kwargs)
+        try:
+            await asyncio.wait_for(worker.main(), timeout=30)
+        finally:
+            await worker.close()
+        return worker
+
+    return run

@@ -1,0 +1,160 @@
+"""Jobs are enqueued after COMMIT only, run exactly once, and survive Redis losing them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from arq.jobs import Job, JobStatus
+
+from core import db, queue
+from core.queue import enqueue, job, sweep_outbox
+
+
+@job("tests.record_run")
+async def record_run(key: str) -> None:
+    await db.fetch("INSERT INTO test_job_run (job_key) VALUES ({})", key)
+
+
+@job("tests.always_fails")
+async def always_fails(key: str) -> None:
+    raise ValueError(f"refused {key}")
+
+
+@pytest.fixture(autouse=True)
+async def probe_table(clean_state):
+    await db.fetch("CREATE TABLE IF NOT EXISTS test_job_run (id serial PRIMARY KEY, job_key text NOT NULL)")
+    await db.fetch("TRUNCATE test_job_run")
+
+
+async def runs() -> list[str]:
+    return [r["job_key"] for r in await db.fetch("SELECT job_key FROM test_job_run ORDER BY id")]
+
+
+async def outbox() -> list[dict]:
+    return await db.fetch(
+        "SELECT job_id, function, args::text AS args, enqueued_at IS NOT NULL AS enqueued,"
+        " done_at IS NOT NULL AS done, failed_at IS NOT NULL AS failed, attempts, requeues"
+        " FROM outbox_job ORDER BY id"
+    )
+
+
+@pytest.fixture
+def worker(run_worker):
+    async def run():
+        return await run_worker(functions=[record_run.arq_function(), always_fails.arq_function()])
+
+    return run
+
+
+async def test_job_enqueued_in_rolled_back_transaction_never_runs(worker, redis):
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        async with db.transaction():
+            await enqueue(record_run, "a")
+            raise Boom
+
+    assert await outbox() == []
+    assert await redis.zcard("arq:queue") == 0
+    ran = await worker()
+    assert ran.jobs_complete == 0
+    assert await runs() == []
+
+
+async def test_job_enqueued_in_committed_transaction_runs_exactly_once(worker, redis):
+    async with db.transaction():
+        job_id = await enqueue(record_run, "b")
+        # Nothing reaches Redis before COMMIT.
+        assert await redis.zcard("arq:queue") == 0
+
+    assert job_id == "tests.record_run:b"
+    assert await redis.zcard("arq:queue") == 1
+    ran = await worker()
+    assert (ran.jobs_complete, ran.jobs_failed) == (1, 0)
+    assert await runs() == ["b"]
+    assert await outbox() == [
+        {"job_id": "tests.record_run:b", "function": "tests.record_run", "args": '["b"]',
+         "enqueued": True, "done": True, "failed": False, "attempts": 0, "requeues": 0}
+    ]
+    # A second worker pass finds nothing; the sweeper leaves a done job alone.
+    await worker()
+    report = await sweep_outbox(older_than=timedelta(0))
+    assert report.checked == 0
+    assert await runs() == ["b"]
+
+
+async def test_enqueueing_the_same_work_twice_is_one_job(worker):
+    async with db.transaction():
+        await enqueue(record_run, "c")
+        await enqueue(record_run, "c")
+    async with db.transaction():
+        await enqueue(record_run, "c")
+    await worker()
+    assert await runs() == ["c"]
+    assert len(await outbox()) == 1
+
+
+async def test_job_removed_from_redis_is_requeued_by_sweeper_and_runs_once(worker, redis):
+    async with db.transaction():
+        job_id = await enqueue(record_run, "d")
+    # Redis loses the job before any worker ran it (a restart without persistence).
+    await redis.delete(f"arq:job:{job_id}")
+    await redis.zrem("arq:queue", job_id)
+    assert await Job(job_id, queue.pool()).status() is JobStatus.not_found
+    assert (await worker()).jobs_complete == 0
+    assert await runs() == []
+
+    # Younger than the grace period: the after-commit push may still be on its way.
+    assert (await sweep_outbox()).requeued == 0
+    async with db.transaction():
+        report = await sweep_outbox(older_than=timedelta(0))
+    assert (report.checked, report.requeued) == (1, 1)
+    ran = await worker()
+    assert ran.jobs_complete == 1
+    assert await runs() == ["d"]
+    [row] = await outbox()
+    assert (row["done"], row["requeues"]) == (True, 1)
+    # Sweeping again finds nothing left to do.
+    assert (await sweep_outbox(older_than=timedelta(0))).checked == 0
+    await worker()
+    assert await runs() == ["d"]
+
+
+async def test_a_second_delivery_of_a_done_job_does_not_repeat_the_work(worker, redis):
+    async with db.transaction():
+        job_id = await enqueue(record_run, "e")
+    await worker()
+    # arq delivers at least once: simulate the redelivery of a job that already ran.
+    await redis.delete(f"arq:result:{job_id}")
+    await queue.pool().enqueue_job("tests.record_run", "e", _job_id=job_id)
+    ran = await worker()
+    assert ran.jobs_complete == 1
+    assert await runs() == ["e"]
+
+
+async def test_failed_job_is_recorded_and_marked_failed_by_sweeper(worker):
+    async with db.transaction():
+        await enqueue(always_fails, "f")
+    ran = await worker()
+    assert ran.jobs_failed == 1
+    [row] = await outbox()
+    assert (row["done"], row["failed"], row["attempts"]) == (False, False, 1)
+    report = await sweep_outbox(older_than=timedelta(0))
+    assert (report.failed, report.requeued) == (1, 0)
+    [row] = await outbox()
+    assert row["failed"] is True
+    last_error = (await db.fetch("SELECT last_error FROM outbox_job"))[0]["last_error"]
+    assert last_error == "ValueError: refused f"
+
+
+async def test_enqueue_refuses_rows_and_calls_outside_a_transaction():
+    with pytest.raises(RuntimeError, match="inside core.db.transaction"):
+        await enqueue(record_run, "g")
+    async with db.transaction():
+        with pytest.raises(TypeError, match="jobs carry ids"):
+            await enqueue(record_run, {"id": 1})  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="unknown job"):
+            await enqueue("tests.no_such_job", 1)
+    assert await outbox() == []

@@ -1,0 +1,70 @@
+"""Which PostgreSQL and Redis the tests use, decided once in the pytest controller.
+
+DATABASE_URL / REDIS_URL when set; else the servers on 127.0.0.1:5432 / 6379 when they answer;
+else embedded servers under `.infusion/test` (started here, stopped when pytest ends). Worker
+processes inherit the answer through the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from core.embedded import Servers, start_servers
+
+PG_ADMIN_ENV = "INFUSION_TEST_PG_ADMIN_URL"
+REDIS_BASE_ENV = "INFUSION_TEST_REDIS_URL"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_servers() -> Servers | None:
+    """Set PG_ADMIN_ENV and REDIS_BASE_ENV; return embedded servers to stop at the end."""
+    if os.environ.get(PG_ADMIN_ENV) and os.environ.get(REDIS_BASE_ENV):
+        return None  # a parent process (the xdist controller) decided already
+    database_url = os.environ.get("DATABASE_URL") or (
+        "postgresql://postgres@127.0.0.1:5432/postgres" if _reachable("127.0.0.1", 5432) else None
+    )
+    redis_url = os.environ.get("REDIS_URL") or (
+        "redis://127.0.0.1:6379/0" if _reachable("127.0.0.1", 6379) else None
+    )
+    servers = start_servers(
+        database_url=database_url, redis_url=redis_url, data_dir=ROOT / ".infusion" / "test"
+    )
+    os.environ[PG_ADMIN_ENV] = servers.database_url
+    os.environ[REDIS_BASE_ENV] = servers.redis_url
+    return servers if servers.embedded else None
+
+
+def worker_number(worker_id: str) -> int:
+    """gw0 → 0, gw1 → 1; a run without xdist is worker 0."""
+    return int(worker_id[2:]) if worker_id.startswith("gw") else 0
+
+
+def database_url_for(admin_url: str, name: str) -> str:
+    """The admin URL with its database name replaced (works for host and socket DSNs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(admin_url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def redis_url_for(base_url: str, number: int) -> str:
+    """One Redis database per test worker (1…15), so workers never see each other's keys."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    db = 1 + number % 15
+    parts = urlsplit(base_url)
+    if parts.scheme == "unix":
+        query = dict(parse_qsl(parts.query))
+        query["db"] = str(db)
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    return urlunsplit(parts._replace(path=f"/{db}"))
