@@ -147,6 +147,9 @@ def dev(host: str, port: int, no_seed: bool) -> None:
 
 
 # Subcommand groups live in their own modules (api/cli_*.py) and are added here.
+from api.cli_audit import audit  # noqa: E402  (the groups import helpers defined above)
+
+main.add_command(audit)
 
 
 if __name__ == "__main__":  # pragma: no cover

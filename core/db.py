@@ -65,8 +65,9 @@ async def open_pool(dsn: str, *, max_size: int = 10) -> Engine:
     if db.pool is not None:
         return db
     configure(dsn)
-    # asyncpg's default min_size is 10; it must not exceed max_size.
-    await db.start_connection_pool(min_size=min(2, max_size), max_size=max_size)
+    # min_size=0: the pool connects on first use, so a process starts while PostgreSQL is
+    # down and reports it on /health instead of crashing (asyncpg's default minimum is 10).
+    await db.start_connection_pool(min_size=0, max_size=max_size)
     return db
 
 
@@ -111,7 +112,10 @@ def on_commit(hook: AfterCommit) -> None:
 
 
 async def fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
-    """Raw SQL through Piccolo's engine, joining the open transaction if there is one."""
+    """Raw SQL through Piccolo's engine, joining the open transaction if there is one.
+
+    Placeholders are `{}` (Piccolo's QueryString), never interpolated values.
+    """
     from piccolo.querystring import QueryString
 
     rows = await engine().run_querystring(QueryString(sql, *args))

@@ -150,7 +150,7 @@ async def test_failed_job_is_recorded_and_marked_failed_by_sweeper(worker):
 
 
 async def test_enqueue_refuses_rows_and_calls_outside_a_transaction():
-    with pytest.raises(RuntimeError, match="inside core.db.transaction"):
+    with pytest.raises(RuntimeError, match=r"inside core\.db\.transaction"):
         await enqueue(record_run, "g")
     async with db.transaction():
         with pytest.raises(TypeError, match="jobs carry ids"):
