@@ -9,7 +9,9 @@ configuration, 1 for a refused action.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -115,7 +117,10 @@ def serve(host: str, port: int) -> None:
     settings = settings_from_env()
     with servers_for(settings) as resolved:
         app = create_app(resolved)
-        uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True)
+        # access_log off: api.middleware logs every request with its request id.
+        uvicorn.run(
+            app, host=host, port=port, log_config=None, proxy_headers=True, access_log=False
+        )
 
 
 @main.command()
@@ -143,7 +148,11 @@ def dev(host: str, port: int, no_seed: bool) -> None:
 
     settings = settings_from_env()
     with servers_for(settings, own=True) as resolved:
-        run_dev(resolved, host=host, port=port, seed=not no_seed)
+        # Ctrl-C in a terminal reaches both `uv run` and us, and uv forwards it: a second
+        # SIGINT may land during shutdown. Swallow it and stop the servers regardless.
+        with contextlib.suppress(KeyboardInterrupt):
+            run_dev(resolved, host=host, port=port, seed=not no_seed)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # Subcommand groups live in their own modules (api/cli_*.py) and are added here.

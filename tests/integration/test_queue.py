@@ -23,7 +23,9 @@ async def always_fails(key: str) -> None:
 
 @pytest.fixture(autouse=True)
 async def probe_table(clean_state):
-    await db.fetch("CREATE TABLE IF NOT EXISTS test_job_run (id serial PRIMARY KEY, job_key text NOT NULL)")
+    await db.fetch(
+        "CREATE TABLE IF NOT EXISTS test_job_run (id serial PRIMARY KEY, job_key text NOT NULL)"
+    )
     await db.fetch("TRUNCATE test_job_run")
 
 
@@ -75,8 +77,16 @@ async def test_job_enqueued_in_committed_transaction_runs_exactly_once(worker, r
     assert (ran.jobs_complete, ran.jobs_failed) == (1, 0)
     assert await runs() == ["b"]
     assert await outbox() == [
-        {"job_id": "tests.record_run:b", "function": "tests.record_run", "args": '["b"]',
-         "enqueued": True, "done": True, "failed": False, "attempts": 0, "requeues": 0}
+        {
+            "job_id": "tests.record_run:b",
+            "function": "tests.record_run",
+            "args": '["b"]',
+            "enqueued": True,
+            "done": True,
+            "failed": False,
+            "attempts": 0,
+            "requeues": 0,
+        }
     ]
     # A second worker pass finds nothing; the sweeper leaves a done job alone.
     await worker()
