@@ -42,7 +42,7 @@ SETTINGS_DOC: tuple[Setting, ...] = (
     Setting(
         env="SECRET_KEY",
         default="(generated into .infusion/secret_key outside production)",
-        meaning="Signs session ids and derives API-token hashes; at least 32 characters",
+        meaning="Keys the API-token hashes; at least 32 characters; required in production",
     ),
     Setting(
         env="SHIPPO_API_KEY",

@@ -1,0 +1,39 @@
+"""Errors leave as application/problem+json with a request id; never a bare 500."""
+
+from __future__ import annotations
+
+
+async def test_unknown_path_is_a_404_problem_with_the_request_id(http):
+    response = await http.get("/no/such/page", headers={"x-request-id": "trace-0001"})
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "about:blank#not_found",
+        "title": "Not found",
+        "status": 404,
+        "detail": "Not Found",
+        "code": "not_found",
+        "instance": "/no/such/page",
+        "request_id": "trace-0001",
+    }
+
+
+async def test_wrong_method_is_a_405_problem(http):
+    response = await http.post("/health")
+    assert response.status_code == 405
+    body = response.json()
+    assert (body["status"], body["code"], body["title"]) == (
+        405,
+        "method_not_allowed",
+        "Method not allowed",
+    )
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "GET" in response.headers["allow"]
+
+
+async def test_openapi_document_is_served(http):
+    response = await http.get("/schema/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["info"]["title"] == "infusion"
+    assert document["paths"]["/health"]["get"]["operationId"] == "getHealth"
