@@ -46,11 +46,15 @@ async def test_the_check_notices_a_table_without_a_migration():
         table_classes=[*core.table_classes, Unmigrated],
     )
     statements = await AutoMigrationManager().get_alter_statements(extended)
+    params = (
+        "{'length': 255, 'default': '', 'null': False, 'primary_key': False, 'unique': False, "
+        "'index': False, 'index_method': IndexMethod.btree, 'choices': None, "
+        "'db_column_name': None, 'secret': False}"
+    )
     assert [s for alter in statements for s in alter.statements] == [
-        "manager.add_table(class_name='Unmigrated', tablename='unmigrated', schema=None, columns=None)",
-        "manager.add_column(table_class_name='Unmigrated', tablename='unmigrated', column_name='label', "
-        "db_column_name='label', column_class_name='Varchar', column_class=Varchar, params={'length': 255, "
-        "'default': '', 'null': False, 'primary_key': False, 'unique': False, 'index': False, "
-        "'index_method': IndexMethod.btree, 'choices': None, 'db_column_name': None, 'secret': False}, "
-        "schema=None)",
+        "manager.add_table(class_name='Unmigrated', tablename='unmigrated', schema=None, "
+        "columns=None)",
+        "manager.add_column(table_class_name='Unmigrated', tablename='unmigrated', "
+        "column_name='label', db_column_name='label', column_class_name='Varchar', "
+        f"column_class=Varchar, params={params}, schema=None)",
     ]
