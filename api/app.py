@@ -15,6 +15,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 import core
+import frontend
+from api.auth import auth_middleware, session_stores
 from api.errors import EXCEPTION_HANDLERS
 from api.middleware import request_id_middleware
 from api.routes import route_handlers
@@ -59,9 +61,14 @@ def create_app(settings: Settings, *, manage_resources: bool = True) -> Litestar
 
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     app = Litestar(
-        route_handlers=route_handlers(),
+        # Static files are mounted here: they need no guard and no page error handling.
+        route_handlers=[*route_handlers(), frontend.static_files_router()],
+        template_config=frontend.template_config(settings),
         lifespan=[resources],
         exception_handlers=EXCEPTION_HANDLERS,
+        # Sessions (in Redis) and who is calling; guards on each route decide who may.
+        middleware=auth_middleware(settings),
+        stores=session_stores(settings),
         openapi_config=OpenAPIConfig(
             title="infusion",
             version=core.__version__,

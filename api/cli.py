@@ -159,6 +159,9 @@ def dev(host: str, port: int, no_seed: bool) -> None:
 from api.cli_audit import audit  # noqa: E402  (the groups import helpers defined above)
 
 main.add_command(audit)
+from api.cli_users import users  # noqa: E402
+
+main.add_command(users)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,4 +26,6 @@ async def seed_demo() -> SeedReport:
 
 
 def _seeders() -> list:  # type: ignore[type-arg]
-    return []
+    from core.identity.seed import seed_users
+
+    return [seed_users]

@@ -28,6 +28,7 @@ from tests.servers import (
     PG_ADMIN_ENV,
     REDIS_BASE_ENV,
     ROOT,
+    database_name,
     database_url_for,
     redis_url_for,
     worker_number,
@@ -46,7 +47,7 @@ def worker_id_number(worker_id: str) -> int:
 def test_settings(worker_id: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings of this test worker: its own database and Redis db, a temporary data folder."""
     number = worker_number(worker_id)
-    database_url = database_url_for(os.environ[PG_ADMIN_ENV], f"infusion_test_{number}")
+    database_url = database_url_for(os.environ[PG_ADMIN_ENV], database_name(worker_id))
     redis_url = redis_url_for(os.environ[REDIS_BASE_ENV], number)
     os.environ["DATABASE_URL"] = database_url
     os.environ["REDIS_URL"] = redis_url
@@ -68,18 +69,32 @@ async def _recreate_database(admin_url: str, name: str) -> None:
         await conn.close()
 
 
+async def _drop_database(admin_url: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
 async def database(test_settings: Settings, worker_id: str) -> AsyncIterator[Settings]:
     """A fresh database built from the migrations, with this loop's pool open."""
     from api.migrations import run_migrations
     from core import db
 
-    name = f"infusion_test_{worker_number(worker_id)}"
+    name = database_name(worker_id)
     await _recreate_database(os.environ[PG_ADMIN_ENV], name)
     await run_migrations(test_settings.database_url or "")
     await db.open_pool(test_settings.database_url or "", max_size=5)
     yield test_settings
     await db.close_pool()
+    await _drop_database(os.environ[PG_ADMIN_ENV], name)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from pathlib import Path
 from core.embedded import Servers, start_servers
 
 PG_ADMIN_ENV = "INFUSION_TEST_PG_ADMIN_URL"
+RUN_ID_ENV = "INFUSION_TEST_RUN_ID"
 REDIS_BASE_ENV = "INFUSION_TEST_REDIS_URL"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,11 +31,18 @@ def resolve_servers() -> Servers | None:
     """Set PG_ADMIN_ENV and REDIS_BASE_ENV; return embedded servers to stop at the end."""
     if os.environ.get(PG_ADMIN_ENV) and os.environ.get(REDIS_BASE_ENV):
         return None  # a parent process (the xdist controller) decided already
+    # Databases are named after this run, so two test runs on one server never drop each
+    # other's databases.
+    os.environ[RUN_ID_ENV] = str(os.getpid())
+    # INFUSION_TEST_EMBEDDED=1 tries the bare-machine path on a machine that has servers.
+    local = os.environ.get("INFUSION_TEST_EMBEDDED") != "1"
     database_url = os.environ.get("DATABASE_URL") or (
-        "postgresql://postgres@127.0.0.1:5432/postgres" if _reachable("127.0.0.1", 5432) else None
+        "postgresql://postgres@127.0.0.1:5432/postgres"
+        if local and _reachable("127.0.0.1", 5432)
+        else None
     )
     redis_url = os.environ.get("REDIS_URL") or (
-        "redis://127.0.0.1:6379/0" if _reachable("127.0.0.1", 6379) else None
+        "redis://127.0.0.1:6379/0" if local and _reachable("127.0.0.1", 6379) else None
     )
     servers = start_servers(
         database_url=database_url, redis_url=redis_url, data_dir=ROOT / ".infusion" / "test"
@@ -42,6 +50,10 @@ def resolve_servers() -> Servers | None:
     os.environ[PG_ADMIN_ENV] = servers.database_url
     os.environ[REDIS_BASE_ENV] = servers.redis_url
     return servers if servers.embedded else None
+
+
+def database_name(worker_id: str) -> str:
+    return f"infusion_test_{os.environ.get(RUN_ID_ENV, '0')}_{worker_number(worker_id)}"
 
 
 def worker_number(worker_id: str) -> int:
@@ -66,5 +78,6 @@ def redis_url_for(base_url: str, number: int) -> str:
     if parts.scheme == "unix":
         query = dict(parse_qsl(parts.query))
         query["db"] = str(db)
-        return urlunsplit(parts._replace(query=urlencode(query)))
+        # urlunsplit drops the empty authority (unix:/path), which redis-py does not accept.
+        return f"unix://{parts.path}?{urlencode(query)}"
     return urlunsplit(parts._replace(path=f"/{db}"))

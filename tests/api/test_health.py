@@ -27,8 +27,8 @@ async def test_health_is_ok_with_both_parts_up(http):
 async def test_health_echoes_a_well_formed_request_id_and_replaces_a_bad_one(http):
     good = await http.get("/health", headers={"x-request-id": "lb-12345678"})
     assert good.headers["x-request-id"] == "lb-12345678"
-    bad = await http.get("/health", headers={"x-request-id": "no spaces allowed\x7f"})
-    assert bad.headers["x-request-id"] != "no spaces allowed\x7f"
+    bad = await http.get("/health", headers={"x-request-id": "no spaces allowed"})
+    assert bad.headers["x-request-id"] != "no spaces allowed"
     assert len(bad.headers["x-request-id"]) == 32
 
 

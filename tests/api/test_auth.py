@@ -1,0 +1,353 @@
+"""Logins, sessions and the login rate limit, against the served app (real PostgreSQL + Redis)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import httpx
+import pytest
+
+from core import db
+from tests.api.test_auth_support import (
+    PASSWORD,
+    SESSION_COOKIE,
+    audit_events,
+    cookie_value,
+    logged_in_client,
+    login,
+    make_user,
+    session_cookie_header,
+    set_cookies,
+    without_request_id,
+)
+
+SESSION_KEYS = "infusion:session*"
+WRONG = {
+    "type": "about:blank#not_authenticated",
+    "title": "Not authenticated",
+    "status": 401,
+    "detail": "Wrong username or password.",
+    "code": "not_authenticated",
+    "instance": "/api/auth/login",
+}
+
+
+# ---------------------------------------------------------------- wrong credentials
+
+
+async def test_wrong_password_and_unknown_user_get_identical_401s(http):
+    await make_user("tess", "technician")
+
+    wrong_password = await login(http, "tess", "not the right password")
+    unknown_user = await login(http, "nobody.here", "not the right password")
+
+    assert wrong_password.status_code == unknown_user.status_code == 401
+    assert without_request_id(wrong_password) == without_request_id(unknown_user) == WRONG
+    for response in (wrong_password, unknown_user):
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["www-authenticate"] == 'Bearer realm="infusion"'
+        assert set_cookies(response) == []
+    assert await audit_events() == []
+
+
+async def test_inactive_user_with_right_password_gets_the_same_401(http):
+    await make_user("gone", "packer", active=False)
+
+    response = await login(http, "gone")
+
+    assert response.status_code == 401
+    assert without_request_id(response) == WRONG
+    assert set_cookies(response) == []
+
+
+async def test_unknown_user_costs_as_much_time_as_a_wrong_password(http):
+    """No timing oracle: an unknown username is verified against a dummy argon2 hash."""
+    await make_user("tess", "technician")
+
+    async def median_seconds(username: str, client: str) -> float:
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            response = await login(
+                http, username, "not the right password", **{"x-forwarded-for": client}
+            )
+            times.append(time.perf_counter() - started)
+            assert response.status_code == 401
+        return statistics.median(times)
+
+    await median_seconds("warm.up", "10.9.9.9")  # first dummy hash is computed once
+    known = await median_seconds("tess", "10.9.9.1")
+    unknown = await median_seconds("nobody.here", "10.9.9.2")
+    # argon2 dominates both (≈0.15 s); without the dummy hash `unknown` would be a few ms.
+    assert unknown > 0.5 * known, (known, unknown)
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (
+            {"username": "tess"},
+            "Invalid request: data: Object missing required field `password`",
+        ),
+        (
+            {"username": "tess", "password": 12},
+            "Invalid request: password: Expected `str`, got `int`",
+        ),
+        (
+            {"username": "tess", "password": "x" * 1025},
+            "Invalid request: password: Expected `str` of length <= 1024",
+        ),
+    ],
+)
+async def test_malformed_login_is_a_400_problem_not_a_500(http, body, detail):
+    response = await http.post("/api/auth/login", json=body)
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = without_request_id(response)
+    assert (problem["code"], problem["detail"]) == ("invalid_request", detail)
+
+
+async def test_login_body_that_is_not_json_is_a_400(http):
+    response = await http.post(
+        "/api/auth/login", content=b"username=tess", headers={"content-type": "text/plain"}
+    )
+    assert response.status_code == 400
+    problem = without_request_id(response)
+    assert (problem["code"], problem["detail"]) == (
+        "bad_request",
+        "JSON is malformed: invalid character (byte 0)",
+    )
+
+
+# ---------------------------------------------------------------- sessions
+
+
+async def test_login_answers_with_the_user_and_starts_a_session(http):
+    user = await make_user("phil", "pharmacist", "admin")
+
+    response = await login(http, "PHIL ")  # usernames are matched in lower case
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": user.id,
+        "username": "phil",
+        "display_name": "Phil (test)",
+        "roles": ["pharmacist", "admin"],
+        "via": "session",
+        "token_id": None,
+    }
+    me = await http.get("/api/auth/me")
+    assert me.status_code == 200
+    assert me.json() == response.json()
+    [event] = await audit_events()
+    assert (event["actor"], event["action"], event["subject_id"]) == (
+        f"user:{user.id}",
+        "user.logged_in",
+        str(user.id),
+    )
+    [row] = await db.fetch("SELECT last_login_at FROM app_user WHERE id = {}", user.id)
+    assert row["last_login_at"] is not None
+
+
+async def test_no_credentials_on_a_guarded_route_is_401(http):
+    response = await http.get("/api/auth/me")
+
+    assert response.status_code == 401
+    assert without_request_id(response) == {
+        "type": "about:blank#not_authenticated",
+        "title": "Not authenticated",
+        "status": 401,
+        "detail": "Log in first, or send an API token (Authorization: Bearer inf_...).",
+        "code": "not_authenticated",
+        "instance": "/api/auth/me",
+    }
+
+
+async def test_session_id_changes_at_login(http, redis):
+    """Session fixation: an id planted before login (or the previous session's) is never kept."""
+    await make_user("tess", "technician")
+    await make_user("paco", "packer")
+    http.cookies.set(SESSION_COOKIE, "a" * 64)
+
+    first = await login(http, "tess")
+    first_id = cookie_value(session_cookie_header(first))
+    assert first_id != "a" * 64
+    assert len(first_id) == 64
+
+    second = await login(http, "paco")
+    second_id = cookie_value(session_cookie_header(second))
+    assert second_id not in (first_id, "a" * 64)
+    # The previous session is gone from Redis, not merely replaced in this browser.
+    assert await redis.keys(SESSION_KEYS) == [f"infusion:session:{second_id}".encode()]
+    async with httpx.AsyncClient(base_url=str(http.base_url)) as other:
+        other.cookies.set(SESSION_COOKIE, first_id)
+        assert (await other.get("/api/auth/me")).status_code == 401
+    assert (await http.get("/api/auth/me")).json()["username"] == "paco"
+
+
+async def test_unknown_session_cookie_is_cleared_not_adopted(http, redis):
+    http.cookies.set(SESSION_COOKIE, "b" * 64)
+
+    response = await http.get("/health")
+
+    assert response.status_code == 200
+    header = session_cookie_header(response)
+    assert cookie_value(header) in ('""', "")
+    assert "max-age=0" in header.lower()
+    assert await redis.keys(SESSION_KEYS) == []
+
+
+async def test_anonymous_requests_set_no_cookie_and_store_nothing(http, redis):
+    for path in ("/health", "/api/auth/me", "/schema/openapi.json"):
+        response = await http.get(path)
+        assert set_cookies(response) == [], path
+    assert await redis.keys(SESSION_KEYS) == []
+
+
+async def test_logout_deletes_the_session_server_side(served_app, http, redis):
+    await make_user("tess", "technician")
+    response = await login(http, "tess")
+    old_id = cookie_value(session_cookie_header(response))
+    assert len(await redis.keys(SESSION_KEYS)) == 1
+
+    logout = await http.post("/api/auth/logout")
+
+    assert logout.status_code == 204
+    assert "max-age=0" in session_cookie_header(logout).lower()
+    assert await redis.keys(SESSION_KEYS) == []
+    # Someone who kept a copy of the cookie cannot use it any more.
+    async with httpx.AsyncClient(base_url=served_app.url) as replay:
+        replay.cookies.set(SESSION_COOKIE, old_id)
+        assert (await replay.get("/api/auth/me")).status_code == 401
+    assert [e["action"] for e in await audit_events()] == ["user.logged_in", "user.logged_out"]
+
+
+async def test_logout_without_a_session_is_204_and_records_nothing(http):
+    response = await http.post("/api/auth/logout")
+
+    assert response.status_code == 204
+    assert set_cookies(response) == []
+    assert await audit_events() == []
+
+
+async def test_deactivating_a_user_ends_their_session_on_the_next_request(http, redis):
+    user = await make_user("tess", "technician")
+    await login(http, "tess")
+    await db.fetch("UPDATE app_user SET is_active = false WHERE id = {}", user.id)
+
+    response = await http.get("/api/auth/me")
+
+    assert response.status_code == 401
+    assert await redis.keys(SESSION_KEYS) == []
+
+
+async def test_changing_own_password_ends_other_sessions_but_keeps_this_one(served_app, http):
+    user = await make_user("tess", "technician")
+    other = await logged_in_client(served_app.url, "tess")
+    await login(http, "tess")
+    new_password = "a brand new passphrase"
+
+    response = await http.post(
+        "/api/auth/password",
+        json={"current_password": PASSWORD, "new_password": new_password},
+    )
+
+    assert response.status_code == 204
+    assert (await http.get("/api/auth/me")).status_code == 200
+    assert (await other.get("/api/auth/me")).status_code == 401
+    await other.aclose()
+    assert (await login(http, "tess", PASSWORD)).status_code == 401
+    assert (await login(http, "tess", new_password)).status_code == 200
+    events = [(e["actor"], e["action"]) for e in await audit_events()]
+    actor = f"user:{user.id}"
+    assert events == [
+        (actor, "user.logged_in"),
+        (actor, "user.logged_in"),
+        (actor, "user.password_set"),
+        (actor, "user.logged_in"),
+    ]
+
+
+async def test_changing_own_password_refuses_a_wrong_current_password(http):
+    await make_user("tess", "technician")
+    await login(http, "tess")
+    events_before = await audit_events()
+
+    response = await http.post(
+        "/api/auth/password",
+        json={"current_password": "not my password!", "new_password": "a brand new passphrase"},
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"] == "The current password is not correct."
+    assert await audit_events() == events_before
+    assert (await http.get("/api/auth/me")).status_code == 200
+
+
+async def test_changing_own_password_applies_the_policy(http):
+    await make_user("tess", "technician")
+    await login(http, "tess")
+
+    response = await http.post(
+        "/api/auth/password", json={"current_password": PASSWORD, "new_password": "short"}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"] == "A password must be at least 12 characters long."
+
+
+# ---------------------------------------------------------------- rate limit
+
+
+async def test_login_is_refused_after_too_many_failures_even_with_the_right_password(http, redis):
+    await make_user("tess", "technician")
+    for _ in range(5):  # INFUSION_LOGIN_MAX_FAILURES defaults to 5
+        assert (await login(http, "tess", "not the right password")).status_code == 401
+
+    refused = await login(http, "tess", PASSWORD)
+
+    assert refused.status_code == 429
+    retry_after = int(refused.headers["retry-after"])
+    assert 15 * 60 - 5 <= retry_after <= 15 * 60
+    assert without_request_id(refused) == {
+        "type": "about:blank#rate_limited",
+        "title": "Too many requests",
+        "status": 429,
+        "detail": "Too many failed logins; try again in 15 minutes.",
+        "code": "rate_limited",
+        "instance": "/api/auth/login",
+    }
+    assert set_cookies(refused) == []
+    assert await redis.keys(SESSION_KEYS) == []
+    assert await audit_events() == []
+
+
+async def test_login_counters_are_per_username_and_client_address(http):
+    await make_user("tess", "technician")
+    await make_user("paco", "packer")
+    near = {"x-forwarded-for": "10.1.1.1"}
+    for _ in range(5):
+        assert (await login(http, "tess", "not the right password", **near)).status_code == 401
+    assert (await login(http, "tess", **near)).status_code == 429
+
+    # The same person from another workstation, and another user at the locked one, go on.
+    assert (await login(http, "tess", **{"x-forwarded-for": "10.1.1.2"})).status_code == 200
+    assert (await login(http, "paco", **near)).status_code == 200
+
+
+async def test_unknown_usernames_are_rate_limited_like_real_ones(http):
+    for _ in range(5):
+        assert (await login(http, "nobody.here", "not the right password")).status_code == 401
+    assert (await login(http, "nobody.here", "not the right password")).status_code == 429
+
+
+async def test_a_successful_login_resets_the_failure_count(http):
+    await make_user("tess", "technician")
+    for _ in range(4):
+        assert (await login(http, "tess", "not the right password")).status_code == 401
+    assert (await login(http, "tess")).status_code == 200
+    for _ in range(4):
+        assert (await login(http, "tess", "not the right password")).status_code == 401
+    assert (await login(http, "tess")).status_code == 200

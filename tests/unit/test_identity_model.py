@@ -1,0 +1,197 @@
+"""The pure identity rules: usernames, passwords, roles, display names."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from core.identity.errors import IdentityPolicyError
+from core.identity.model import (
+    PASSWORD_MAX,
+    PASSWORD_MIN,
+    ROLE_ORDER,
+    Role,
+    check_password,
+    has_any_role,
+    normalise_display_name,
+    normalise_roles,
+    normalise_token_name,
+    normalise_username,
+    password_stamp,
+    roles_needed_sentence,
+    username_or_none,
+)
+
+USERNAME = re.compile(r"[a-z0-9._-]{3,150}")
+username_chars = st.sampled_from(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+)
+valid_raw_usernames = st.text(username_chars, min_size=3, max_size=150)
+
+
+# ---------------------------------------------------------------- usernames
+
+
+@given(valid_raw_usernames, st.text(" \t", max_size=3), st.text(" \n", max_size=3))
+def test_username_is_lowercased_and_stripped(raw, before, after):
+    assert normalise_username(before + raw + after) == raw.lower()
+
+
+@given(st.text(max_size=200))
+def test_a_normalised_username_always_fits_the_rule_and_is_stable(raw):
+    try:
+        name = normalise_username(raw)
+    except IdentityPolicyError:
+        return
+    assert USERNAME.fullmatch(name)
+    assert normalise_username(name) == name
+
+
+@pytest.mark.parametrize(
+    ("raw", "sentence"),
+    [
+        ("ab", "A username must be 3 to 150 characters long."),
+        ("a" * 151, "A username must be 3 to 150 characters long."),
+        ("   ", "A username must be 3 to 150 characters long."),
+        (
+            "pat smith",
+            "A username may contain only the letters a-z, digits, dots, hyphens and underscores.",
+        ),
+        (
+            "pat@example",
+            "A username may contain only the letters a-z, digits, dots, hyphens and underscores.",
+        ),
+        (
+            "jos\u00e9",  # non-ASCII letters could make look-alike names
+            "A username may contain only the letters a-z, digits, dots, hyphens and underscores.",
+        ),
+    ],
+)
+def test_bad_usernames_are_refused_with_a_sentence(raw, sentence):
+    with pytest.raises(IdentityPolicyError) as refused:
+        normalise_username(raw)
+    assert refused.value.message == sentence
+    assert refused.value.status == 422
+    assert username_or_none(raw) is None
+
+
+def test_username_boundaries():
+    assert normalise_username("abc") == "abc"
+    assert normalise_username("a" * 150) == "a" * 150
+
+
+# ---------------------------------------------------------------- passwords
+
+
+@given(st.text(min_size=PASSWORD_MIN, max_size=60))
+def test_any_password_of_twelve_or_more_characters_is_accepted_unless_it_is_the_username(pw):
+    assume(pw.strip().lower() != "someone.else")
+    check_password(pw, username="someone.else")
+
+
+@given(st.text(max_size=PASSWORD_MIN - 1))
+def test_any_password_shorter_than_twelve_characters_is_refused(pw):
+    with pytest.raises(IdentityPolicyError, match="at least 12 characters"):
+        check_password(pw, username="someone.else")
+
+
+def test_password_length_boundaries():
+    check_password("x" * PASSWORD_MIN, username="tess")
+    check_password("x" * PASSWORD_MAX, username="tess")
+    with pytest.raises(IdentityPolicyError) as refused:
+        check_password("x" * (PASSWORD_MAX + 1), username="tess")
+    assert refused.value.message == "A password must be at most 1024 characters long."
+
+
+@given(valid_raw_usernames.filter(lambda name: len(name) >= PASSWORD_MIN))
+def test_the_username_is_never_a_valid_password_in_any_case(name):
+    for candidate in (name, name.upper(), name.lower(), f" {name} "):
+        with pytest.raises(IdentityPolicyError) as refused:
+            check_password(candidate, username=name.lower())
+        assert refused.value.message == "A password must not be the same as the username."
+
+
+def test_a_password_containing_the_username_is_fine():
+    check_password("tess.technician!", username="tess.technician")
+
+
+# ---------------------------------------------------------------- roles
+
+
+@given(st.lists(st.sampled_from([r.value for r in Role]), min_size=1, max_size=8))
+def test_roles_come_back_once_each_in_a_fixed_order(roles):
+    result = normalise_roles(roles)
+    assert result == [role for role in ROLE_ORDER if role.value in roles]
+    assert normalise_roles(reversed(roles)) == result
+
+
+def test_roles_are_read_case_insensitively():
+    assert normalise_roles([" Pharmacist", "ADMIN"]) == [Role.pharmacist, Role.admin]
+
+
+def test_no_roles_is_refused():
+    with pytest.raises(IdentityPolicyError) as refused:
+        normalise_roles([])
+    assert refused.value.message == "A user needs at least one role."
+
+
+def test_unknown_role_is_refused_naming_the_known_ones():
+    with pytest.raises(IdentityPolicyError) as refused:
+        normalise_roles(["pharmacist", "superuser"])
+    assert refused.value.message == (
+        "Unknown role 'superuser'; the roles are technician, packer, pharmacist, admin."
+    )
+
+
+def test_admin_does_not_pass_a_pharmacist_check():
+    assert not has_any_role(["admin"], [Role.pharmacist])
+    assert has_any_role(["admin", "pharmacist"], [Role.pharmacist])
+
+
+@given(st.lists(st.sampled_from(list(Role)), max_size=4))
+def test_no_required_roles_means_any_staff_member(user_roles):
+    assert has_any_role([r.value for r in user_roles], [])
+
+
+def test_role_sentences():
+    assert roles_needed_sentence([Role.pharmacist]) == "This needs the pharmacist role."
+    assert roles_needed_sentence([Role.admin, Role.technician, Role.pharmacist]) == (
+        "This needs one of the roles technician, pharmacist or admin."
+    )
+
+
+# ---------------------------------------------------------------- names and stamps
+
+
+def test_display_names_are_trimmed_and_bounded():
+    assert normalise_display_name("  Dr.   Priya\tRaman ") == "Dr. Priya Raman"
+    assert normalise_display_name("x" * 200) == "x" * 200
+    for raw, sentence in (
+        ("", "A display name is required."),
+        (" \n ", "A display name is required."),
+        ("x" * 201, "A display name must be at most 200 characters long."),
+    ):
+        with pytest.raises(IdentityPolicyError) as refused:
+            normalise_display_name(raw)
+        assert refused.value.message == sentence
+
+
+def test_token_names_are_trimmed_and_required():
+    assert normalise_token_name(" label  printer ") == "label printer"
+    with pytest.raises(IdentityPolicyError, match="needs a name"):
+        normalise_token_name("  ")
+
+
+# hypothesis wants naive bounds; the values it draws are made aware by `timezones`.
+NAIVE_2000 = datetime(2000, 1, 1)  # noqa: DTZ001
+NAIVE_2100 = datetime(2100, 1, 1)  # noqa: DTZ001
+
+
+@given(st.datetimes(min_value=NAIVE_2000, max_value=NAIVE_2100, timezones=st.just(UTC)))
+def test_password_stamp_is_exact_to_the_microsecond(aware):
+    assert password_stamp(aware + timedelta(microseconds=1)) == password_stamp(aware) + 1
+    assert password_stamp(aware) == password_stamp(aware.astimezone(UTC))
