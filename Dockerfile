@@ -30,8 +30,10 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY . .
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev
-# Same layout as a checkout: the app serves node_modules/htmx.org/dist/htmx.min.js.
+# Same layout as a checkout: the app serves these files from node_modules
+# (frontend/assets.py VENDOR_FILES lists them).
 COPY --from=assets /src/node_modules/htmx.org/dist /app/node_modules/htmx.org/dist
+COPY --from=assets /src/node_modules/swagger-ui-dist /app/node_modules/swagger-ui-dist
 
 # --- runtime -------------------------------------------------------------------
 FROM python:3.11-slim AS runtime

@@ -8,7 +8,7 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -75,7 +75,7 @@ def create_app(settings: Settings, *, manage_resources: bool = True) -> Litestar
             description="Home-infusion pharmacy logistics: orders, compounding, cold chain, "
             "dispatch.",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin()],
+            render_plugins=[api_docs_ui()],
         ),
         state=_initial_state(settings),
         logging_config=None,
@@ -91,3 +91,17 @@ def _initial_state(settings: Settings) -> Any:
     from litestar.datastructures import State
 
     return State({"settings": settings})
+
+
+def api_docs_ui() -> SwaggerRenderPlugin:
+    """Swagger UI at /schema, its files served from node_modules: never a CDN (see
+    frontend/assets.py), so the documentation works offline and cannot change under us."""
+    from frontend.assets import asset_url
+
+    return SwaggerRenderPlugin(
+        path="/",
+        js_url=asset_url("vendor/swagger-ui-bundle.js"),
+        css_url=asset_url("vendor/swagger-ui.css"),
+        standalone_preset_js_url=asset_url("vendor/swagger-ui-standalone-preset.js"),
+        favicon=f"<link rel='icon' type='image/svg+xml' href='{asset_url('img/favicon.svg')}'>",
+    )

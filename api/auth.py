@@ -145,7 +145,11 @@ class StaffSessionBackend(ServerSideSessionBackend):
         if session_id and session_id != "null":
             store = self.config.get_store_from_app(connection.scope["app"])
             try:
-                data = await self.get(session_id, store=store)
+                if _is_passive(connection.scope):
+                    # Read without renewing: a page poll is not a person's activity.
+                    data = await store.get(session_id)
+                else:
+                    data = await self.get(session_id, store=store)
             except OUTAGE_ERRORS:
                 # Redis is down: no session this time, and nothing is written back either.
                 connection.scope["state"][_UNAVAILABLE] = True
@@ -183,6 +187,10 @@ class StaffSessionBackend(ServerSideSessionBackend):
                 headers.add("Set-Cookie", cleared.to_header(header=""))
             return
 
+        if loaded_id and not state.get(_ROTATE_TO) and _is_passive(scope):
+            # A background refresh (the home page's status poll) is not activity: leave the
+            # session and its idle timeout alone, so a console left open still times out.
+            return
         session_id = state.get(_ROTATE_TO) or loaded_id or self.generate_session_id()
         if loaded_id and loaded_id != session_id:
             await self.delete(loaded_id, store=store)
@@ -191,6 +199,12 @@ class StaffSessionBackend(ServerSideSessionBackend):
             "Set-Cookie",
             Cookie(value=session_id, key=self.config.key, **cookie_params).to_header(header=""),
         )
+
+
+def _is_passive(scope: Scope) -> bool:
+    """Routes with `opt={"passive": True}` are polled by pages, not asked for by a person."""
+    handler = scope.get("route_handler")
+    return handler is not None and handler.opt.get("passive") is True
 
 
 @dataclass

@@ -56,6 +56,17 @@ VENDOR_FILES: dict[str, VendorFile] = {
             package="htmx.org",
             path=NODE_MODULES / "htmx.org" / "dist" / "htmx.min.js",
         ),
+        # The interactive API documentation at /schema (Swagger UI).
+        *(
+            VendorFile(
+                name=name, package="swagger-ui-dist", path=NODE_MODULES / "swagger-ui-dist" / name
+            )
+            for name in (
+                "swagger-ui-bundle.js",
+                "swagger-ui-standalone-preset.js",
+                "swagger-ui.css",
+            )
+        ),
     )
 }
 

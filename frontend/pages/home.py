@@ -54,6 +54,8 @@ class HomePages(Controller):
         operation_id="getStatusFragment",
         include_in_schema=False,
         guards=[requires()],
+        # Polled every 10 s: must not keep the session alive (see api.auth._is_passive).
+        opt={"passive": True},
     )
     async def status_fragment(self, request: Request[Any, Any, Any], state: State) -> Template:
         return render(request, "fragments/status.html", **await status_context(state))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 
@@ -351,3 +352,25 @@ async def test_a_successful_login_resets_the_failure_count(http):
     for _ in range(4):
         assert (await login(http, "tess", "not the right password")).status_code == 401
     assert (await login(http, "tess")).status_code == 200
+
+
+async def test_a_background_poll_does_not_extend_the_session_but_a_page_view_does(
+    served_app, clean_state, redis
+):
+    await make_user("poller", "packer")
+    client = await logged_in_client(served_app.url, "poller")
+    try:
+        [key] = await redis.keys(SESSION_KEYS)
+        fresh = await redis.pttl(key)
+        await asyncio.sleep(1.2)
+        poll = await client.get("/fragments/status")
+        assert poll.status_code == 200
+        assert "set-cookie" not in poll.headers
+        after_poll = await redis.pttl(key)
+        assert after_poll <= fresh - 1000
+        page = await client.get("/")
+        assert page.status_code == 200
+        assert await redis.pttl(key) > after_poll + 1000
+        assert await redis.keys(SESSION_KEYS) == [key]
+    finally:
+        await client.aclose()

@@ -37,3 +37,18 @@ async def test_openapi_document_is_served(http):
     document = response.json()
     assert document["info"]["title"] == "infusion"
     assert document["paths"]["/health"]["get"]["operationId"] == "getHealth"
+
+
+async def test_api_docs_ui_loads_its_files_from_this_server_only(http):
+    page = await http.get("/schema")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "/static/vendor/swagger-ui-bundle.js?v=" in html
+    assert "/static/vendor/swagger-ui.css?v=" in html
+    assert "cdn." not in html
+    assert "unpkg" not in html
+    for name in ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css"):
+        asset = await http.get(f"/static/vendor/{name}")
+        assert asset.status_code == 200, name
+        assert len(asset.content) > 10_000, name
