@@ -42,9 +42,11 @@ class Throttle:
         """Count one failure; returns the count. The window opens at the first failure; the
         failure that reaches the limit starts a full lockout."""
         async with redis.pipeline(transaction=True) as pipe:
+            # SET NX EX opens the window at the first failure; INCR keeps the TTL. (EXPIRE NX
+            # would do the same in one step but needs Redis 7; the embedded Redis is 6.2.)
+            pipe.set(key, 0, ex=self.lockout_seconds, nx=True)
             pipe.incr(key)
-            pipe.expire(key, self.lockout_seconds, nx=True)
-            count, _ = await pipe.execute()
+            _, count = await pipe.execute()
         if int(count) >= self.max_failures:
             await redis.expire(key, self.lockout_seconds)
         return int(count)

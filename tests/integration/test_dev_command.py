@@ -78,8 +78,21 @@ def test_dev_serves_on_embedded_servers_and_stops_everything_on_ctrl_c(tmp_path:
     process = start_dev(data_dir, port, log)
     try:
         wait_healthy(process, port, log, timeout=120)
-        health = httpx.get(f"http://127.0.0.1:{port}/health").json()
+        base = f"http://127.0.0.1:{port}"
+        health = httpx.get(base + "/health").json()
         assert health["down"] == []
+        # Sign-in against the embedded Redis (6.2, older than most servers): a wrong password
+        # is counted by the throttle and refused; a demo login works.
+        wrong = httpx.post(
+            base + "/api/auth/login", json={"username": "pharmacist", "password": "nope-nope-nope"}
+        )
+        assert (wrong.status_code, wrong.json()["detail"]) == (401, "Wrong username or password.")
+        right = httpx.post(
+            base + "/api/auth/login",
+            json={"username": "pharmacist", "password": "infusion-demo-2026"},
+        )
+        assert right.status_code == 200, right.text
+        assert right.json()["roles"] == ["pharmacist"]
         assert running_servers(data_dir) == ["postgres", "redis"]
 
         # A second `infusion dev` on the same folder is refused with a sentence, exit 2.
@@ -101,6 +114,8 @@ def test_dev_serves_on_embedded_servers_and_stops_everything_on_ctrl_c(tmp_path:
     output = log.read_text()
     assert code == 0, output
     assert f"infusion is running at http://127.0.0.1:{port}/" in output
+    assert "Demo logins (fictional)" in output
+    assert "infusion-demo-2026" in output
     assert "Aborted" not in output
     assert running_servers(data_dir) == []
 
