@@ -53,7 +53,8 @@ class AuditController(Controller):
         subject_id: Annotated[str | None, Parameter(max_length=100)] = None,
         actor: Annotated[str | None, Parameter(max_length=100)] = None,
         before_seq: Annotated[
-            int | None, Parameter(ge=1, description="Page: events older than this seq")
+            int | None,
+            Parameter(ge=1, le=2**63 - 1, description="Page: events older than this seq"),
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 50,
     ) -> AuditPage:

@@ -101,7 +101,7 @@ def seed() -> None:
 
     settings = settings_from_env()
     with servers_for(settings) as resolved:
-        report = run_with_database(resolved, seed_demo)
+        report = run_with_database(resolved, lambda: seed_demo(resolved))
     click.echo(report.summary())
 
 
@@ -157,8 +157,10 @@ def dev(host: str, port: int, no_seed: bool) -> None:
 
 # Subcommand groups live in their own modules (api/cli_*.py) and are added here.
 from api.cli_audit import audit  # noqa: E402  (the groups import helpers defined above)
+from api.cli_jobs import jobs  # noqa: E402
 
 main.add_command(audit)
+main.add_command(jobs)
 from api.cli_users import users  # noqa: E402
 
 main.add_command(users)

@@ -48,7 +48,7 @@ async def _dev(settings: Settings, *, host: str, port: int, seed: bool) -> None:
     if seed:
         from api.seed import seed_demo
 
-        report = await seed_demo()
+        report = await seed_demo(settings)
         demo_logins = report.logins
     app = create_app(settings, manage_resources=False)
     server = _Server(

@@ -17,7 +17,7 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from core.errors import InfusionError, RateLimitedError
+from core.errors import BAD_VALUE_ERRORS, OUTAGE_ERRORS, InfusionError, RateLimitedError
 from core.logging import get_logger
 
 log = get_logger(__name__)
@@ -117,6 +117,29 @@ def _validation_message(exc: ValidationException) -> str:
     return exc.detail or "Invalid request."
 
 
+def handle_outage(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.warning("request.outage", error_type=type(exc).__name__)
+    response = problem(
+        request,
+        503,
+        "The database or Redis is not answering; try again in a moment.",
+        code="unavailable",
+    )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+def handle_bad_value(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # The database's message quotes the value, which may be patient data: never echo or log it.
+    log.warning("request.bad_value", error_type=type(exc).__name__)
+    return problem(
+        request,
+        400,
+        "A value in the request is out of range or contains characters that cannot be stored.",
+        code="invalid_value",
+    )
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("request.unhandled", error_type=type(exc).__name__)
     return problem(
@@ -127,6 +150,8 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     InfusionError: handle_domain_error,
     HTTPException: handle_http_exception,
+    **dict.fromkeys(OUTAGE_ERRORS, handle_outage),
+    **dict.fromkeys(BAD_VALUE_ERRORS, handle_bad_value),
     Exception: handle_unexpected,
 }
 

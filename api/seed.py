@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.errors import ConfigurationError
+from core.settings import Settings
+
 
 @dataclass
 class SeedReport:
@@ -15,9 +18,15 @@ class SeedReport:
         return f"demo data: created {made}" if made else "demo data: already present"
 
 
-async def seed_demo() -> SeedReport:
+async def seed_demo(settings: Settings) -> SeedReport:
     from core import db
 
+    if settings.environment == "production":
+        # The demo accounts have published passwords (README): never on a live system.
+        raise ConfigurationError(
+            "The demo data is refused when INFUSION_ENV=production: its accounts have "
+            "published passwords. Create real accounts with `infusion users create`."
+        )
     report = SeedReport()
     async with db.transaction():
         for seeder in _seeders():

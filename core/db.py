@@ -8,6 +8,7 @@ after COMMIT, or never if the transaction rolls back.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -88,13 +89,27 @@ async def transaction() -> AsyncIterator[None]:
     if in_transaction():
         yield
         return
+    db = engine()
+    tx = db.transaction()
+    await tx.__aenter__()  # takes a connection, BEGIN, marks this task as in the transaction
     hooks: list[AfterCommit] = []
     token = _after_commit.set(hooks)
     try:
-        async with engine().transaction():
-            yield
+        yield
+        await tx.commit()
+    except BaseException:
+        if not tx._committed:
+            # After a failed COMMIT (deferred constraint, serialisation failure) or a broken
+            # connection, ROLLBACK may fail too; the connection is released below either way.
+            with contextlib.suppress(Exception):
+                await tx.rollback()
+        raise
     finally:
         _after_commit.reset(token)
+        # Piccolo's own __aexit__ skips these two when COMMIT raises, which leaks the pooled
+        # connection and leaves the task "inside" a dead transaction: always do both here.
+        db.current_transaction.reset(tx.context)
+        await _release(db, tx.connection)
     # Only reached when COMMIT succeeded. A failing hook cannot undo the commit: log it and go
     # on (the outbox sweeper re-enqueues jobs whose hook failed).
     for hook in hooks:
@@ -102,6 +117,16 @@ async def transaction() -> AsyncIterator[None]:
             await hook()
         except Exception:
             log.exception("after_commit.failed", hook=getattr(hook, "__qualname__", repr(hook)))
+
+
+async def _release(db: Engine, connection: Any) -> None:
+    try:
+        if db.pool is not None:
+            await db.pool.release(connection)
+        else:
+            await connection.close()
+    except Exception:
+        log.exception("db.release_failed")
 
 
 def on_commit(hook: AfterCommit) -> None:

@@ -124,7 +124,10 @@ class EmbeddedPostgres:
 
 @dataclass
 class EmbeddedRedis:
-    """Reuses a running server in the folder; stops only a server this process started."""
+    """Reuses a running server in the folder. Only the owner (`infusion dev`) stops it:
+    Redis has no count of who uses it, so a command that joined or even started it (say
+    `infusion worker` with no REDIS_URL) leaves it running for the others; the next
+    `infusion dev` adopts it and stops it on exit."""
 
     data_dir: Path
     owner: bool = False  # the owner (`infusion dev`) also stops a server it found running
@@ -220,7 +223,8 @@ class EmbeddedRedis:
                     f"Its log ends with:\n{_log_tail(self.folder / 'redis.log')}"
                 )
             time.sleep(0.05)
-        self._pid = self._running_pid()
+        if self.owner:
+            self._pid = self._running_pid()
         return self.url
 
     def stop(self) -> None:

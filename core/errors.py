@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import asyncpg
+from asyncpg.exceptions import _base as asyncpg_base
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 
 class InfusionError(Exception):
     """Base of every error the product raises on purpose."""
@@ -61,3 +66,21 @@ class RateLimitedError(DomainError):
     def __init__(self, message: str, *, retry_after: int, **detail: Any) -> None:
         super().__init__(message, **detail)
         self.retry_after = retry_after
+
+
+# A server not answering (PostgreSQL or Redis down, a timeout), as opposed to a bug: the edge
+# answers 503 and /health names the part.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    asyncpg.PostgresConnectionError,
+)
+
+# A value PostgreSQL cannot store (a number past its column's range, a NUL character): the
+# caller's input, so a 400. Both asyncpg's client-side check and SQLSTATE class 22.
+BAD_VALUE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg_base.DataError,
+    asyncpg.exceptions.DataError,
+)

@@ -15,18 +15,20 @@ transaction as the work itself.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import result_key_prefix
 from arq.cron import CronJob, cron
 from arq.jobs import Job, JobStatus
-from arq.worker import Function, func
+from arq.worker import Function, Retry, func
 
 from core import db
 from core.clock import utcnow
@@ -77,18 +79,14 @@ def job(name: str, *, timeout: int = 60) -> Callable[[JobBody], JobDef]:
     return register
 
 
-def registered_jobs() -> dict[str, JobDef]:
-    return dict(_registry)
-
-
 def default_job_id(name: str, ids: tuple[Id, ...]) -> str:
-    return ":".join([name, *(str(i) for i in ids)])
+    # JSON keeps ("a:b",) apart from ("a", "b") and 1 apart from "1".
+    return f"{name}:{json.dumps(list(ids), separators=(',', ':'))}" if ids else name
 
 
 # ---------------------------------------------------------------- the arq pool of this process
 
 _pool: ArqRedis | None = None
-DEFAULT_QUEUE: Final = "arq:queue"
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -123,6 +121,14 @@ def pool() -> ArqRedis:
 
 # ---------------------------------------------------------------- enqueue
 
+# arq drops a job that has not started this long after its due time (its default is a day);
+# the outbox is the record of what must run, so give Redis a long leash and let the sweeper
+# recover anything older.
+ARQ_EXPIRES = timedelta(days=30)
+# After COMMIT the request is still waiting: a stalled Redis must not hold it. The sweeper
+# pushes whatever this gave up on.
+PUSH_TIMEOUT_S = 2.0
+
 
 def _check_ids(ids: tuple[Any, ...]) -> tuple[Id, ...]:
     for value in ids:
@@ -131,12 +137,24 @@ def _check_ids(ids: tuple[Any, ...]) -> tuple[Id, ...]:
     return ids
 
 
+def arq_job_id(row_id: int, job_id: str) -> str:
+    """The id arq knows a run by: the work's id plus the outbox row, so the same work can run
+    again once an earlier run is done."""
+    return f"{job_id}#{row_id}"
+
+
+def outbox_row_of(arq_id: str) -> int | None:
+    _, sep, row = arq_id.rpartition("#")
+    return int(row) if sep and row.isdigit() else None
+
+
 async def enqueue(
     target: JobDef | str, *ids: Id, job_id: str | None = None, defer_by: timedelta | None = None
 ) -> str:
     """Write the job to the outbox in the open transaction; push it to Redis after COMMIT.
 
-    Returns the job id. Enqueueing a job id that is already in the outbox does nothing.
+    Returns the job id (`name:[ids as JSON]` unless given). While a job with that id is
+    pending, enqueueing it again does nothing; once it is done or failed, it runs again.
     """
     name = target.name if isinstance(target, JobDef) else target
     if name not in _registry:
@@ -150,7 +168,8 @@ async def enqueue(
     inserted = await db.fetch(
         "INSERT INTO outbox_job (job_id, function, args, created_at, run_at, attempts, requeues,"
         " last_error) VALUES ({}, {}, {}::jsonb, {}, {}, 0, 0, '')"
-        " ON CONFLICT (job_id) DO NOTHING RETURNING id",
+        " ON CONFLICT (job_id) WHERE done_at IS NULL AND failed_at IS NULL DO NOTHING"
+        " RETURNING id",
         job_id,
         name,
         json.dumps(list(ids)),
@@ -158,18 +177,32 @@ async def enqueue(
         run_at,
     )
     if inserted:
-        db.on_commit(functools.partial(_push, job_id, name, ids, run_at))
+        db.on_commit(functools.partial(_push, inserted[0]["id"], job_id, name, ids, run_at))
     return job_id
 
 
-async def _push(job_id: str, name: str, ids: tuple[Id, ...], run_at: datetime) -> None:
+async def _push(row_id: int, job_id: str, name: str, ids: tuple[Id, ...], run_at: datetime) -> None:
     """After COMMIT: hand the job to arq and stamp the outbox row (best effort; the sweeper
-    covers a failure here)."""
-    await pool().enqueue_job(name, *ids, _job_id=job_id, _defer_until=run_at)
+    covers a failure or a time-out here)."""
+    try:
+        await asyncio.wait_for(_send(row_id, job_id, name, ids, run_at), PUSH_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("outbox.push_timeout", job_id=job_id)
+        return
     await db.fetch(
-        "UPDATE outbox_job SET enqueued_at = {} WHERE job_id = {} AND enqueued_at IS NULL",
+        "UPDATE outbox_job SET enqueued_at = {} WHERE id = {} AND enqueued_at IS NULL",
         utcnow(),
-        job_id,
+        row_id,
+    )
+
+
+async def _send(row_id: int, job_id: str, name: str, ids: Any, run_at: datetime) -> None:
+    await pool().enqueue_job(
+        name,
+        *ids,
+        _job_id=arq_job_id(row_id, job_id),
+        _defer_until=max(run_at, utcnow()),
+        _expires=ARQ_EXPIRES,
     )
 
 
@@ -177,32 +210,35 @@ async def _push(job_id: str, name: str, ids: tuple[Id, ...], run_at: datetime) -
 
 
 async def _run(definition: JobDef, ctx: dict[str, Any], ids: tuple[Id, ...]) -> Any:
-    job_id = ctx.get("job_id", "")
+    row_id = outbox_row_of(ctx.get("job_id", ""))
     try:
         async with db.transaction():
-            # Lock the outbox row: a second delivery of the same job waits here, then sees
+            # Lock the outbox row: a second delivery of the same run waits here, then sees
             # done_at and returns without doing the work again.
-            rows = await db.fetch(
-                "SELECT done_at FROM outbox_job WHERE job_id = {} FOR UPDATE", job_id
+            rows = (
+                await db.fetch("SELECT done_at FROM outbox_job WHERE id = {} FOR UPDATE", row_id)
+                if row_id is not None
+                else []
             )
             if rows and rows[0]["done_at"] is not None:
-                log.info("job.already_done", job=definition.name, job_id=job_id)
+                log.info("job.already_done", job=definition.name, row=row_id)
                 return None
             result = await definition.body(*ids)
             if rows:
-                await db.fetch(
-                    "UPDATE outbox_job SET done_at = {} WHERE job_id = {}", utcnow(), job_id
-                )
+                await db.fetch("UPDATE outbox_job SET done_at = {} WHERE id = {}", utcnow(), row_id)
+    except Retry:
+        raise  # arq's own "try again later": not a failure
     except Exception as exc:
-        log.exception("job.failed", job=definition.name, job_id=job_id)
-        async with db.transaction():
-            await db.fetch(
-                "UPDATE outbox_job SET attempts = attempts + 1, last_error = {} WHERE job_id = {}",
-                "".join(traceback.format_exception_only(exc)).strip()[:2000],
-                job_id,
-            )
+        log.exception("job.failed", job=definition.name, row=row_id)
+        if row_id is not None:
+            async with db.transaction():
+                await db.fetch(
+                    "UPDATE outbox_job SET attempts = attempts + 1, last_error = {} WHERE id = {}",
+                    "".join(traceback.format_exception_only(exc)).strip()[:2000],
+                    row_id,
+                )
         raise
-    log.info("job.done", job=definition.name, job_id=job_id)
+    log.info("job.done", job=definition.name, row=row_id)
     return result
 
 
@@ -217,48 +253,132 @@ class SweepReport:
     completed: int
 
 
-async def sweep_outbox(
-    *, older_than: timedelta = timedelta(seconds=30), limit: int = 500
-) -> SweepReport:
-    """Re-enqueue outbox jobs that Redis lost; mark those arq gave up on as failed.
+SWEEP_BATCH = 500
 
-    Only rows older than `older_than` are looked at, so a job whose after-commit push is still
-    on its way is not pushed twice (a second push with the same job id is refused by arq anyway).
+
+async def sweep_outbox(*, older_than: timedelta = timedelta(seconds=30)) -> SweepReport:
+    """Re-enqueue outbox jobs that Redis lost; mark those that ran and failed as failed.
+
+    Looks at rows neither done nor failed, created more than `older_than` ago (so a job whose
+    after-commit push is still on its way is left alone) and due by now, in pages of
+    SWEEP_BATCH, so a backlog cannot hide newer lost jobs.
     """
-    cutoff = utcnow() - older_than
-    rows = await db.fetch(
-        "SELECT job_id, function, args, run_at FROM outbox_job"
-        " WHERE done_at IS NULL AND failed_at IS NULL AND created_at <= {}"
-        " ORDER BY id LIMIT {}",
-        cutoff,
-        limit,
-    )
+    now = utcnow()
     redis = pool()
-    requeued = failed = completed = 0
-    for row in rows:
-        job_id = row["job_id"]
-        status = await Job(job_id, redis).status()
-        if status is JobStatus.not_found:
-            args = json.loads(row["args"]) if isinstance(row["args"], str) else row["args"]
-            await redis.enqueue_job(
-                row["function"], *args, _job_id=job_id, _defer_until=row["run_at"]
-            )
+    checked = requeued = failed = completed = 0
+    after_id = 0
+    while True:
+        rows = await db.fetch(
+            "SELECT id, job_id, function, args::text AS args, run_at, attempts FROM outbox_job"
+            " WHERE done_at IS NULL AND failed_at IS NULL AND created_at <= {} AND run_at <= {}"
+            " AND id > {} ORDER BY id LIMIT {}",
+            now - older_than,
+            now,
+            after_id,
+            SWEEP_BATCH,
+        )
+        if not rows:
+            break
+        after_id = rows[-1]["id"]
+        for row in rows:
+            checked += 1
+            outcome = await _sweep_one(redis, row)
+            requeued += outcome == "requeued"
+            failed += outcome == "failed"
+            completed += outcome == "completed"
+    return SweepReport(checked=checked, requeued=requeued, failed=failed, completed=completed)
+
+
+async def _sweep_one(redis: ArqRedis, row: dict[str, Any]) -> str:
+    arq_id = arq_job_id(row["id"], row["job_id"])
+    job = Job(arq_id, redis)
+    status = await job.status()
+    if status is JobStatus.complete:
+        info = await job.result_info()
+        if info is not None and info.success:
+            return "completed"
+        if row["attempts"] > 0:
+            # Our wrapper ran it and it raised: a person decides (`infusion jobs retry`).
             await db.fetch(
-                "UPDATE outbox_job SET requeues = requeues + 1, enqueued_at = {} WHERE job_id = {}",
+                "UPDATE outbox_job SET failed_at = {} WHERE id = {} AND done_at IS NULL",
                 utcnow(),
-                job_id,
+                row["id"],
             )
-            log.warning("outbox.requeued", job_id=job_id)
-            requeued += 1
-        elif status is JobStatus.complete:
-            info = await Job(job_id, redis).result_info()
-            if info is not None and not info.success:
-                await db.fetch(
-                    "UPDATE outbox_job SET failed_at = {} WHERE job_id = {} AND done_at IS NULL",
-                    utcnow(),
-                    job_id,
-                )
-                failed += 1
-            else:
-                completed += 1
-    return SweepReport(checked=len(rows), requeued=requeued, failed=failed, completed=completed)
+            return "failed"
+        # arq gave up without running our code (expired in the queue): the work is still owed.
+        await redis.delete(result_key_prefix + arq_id)
+    elif status is not JobStatus.not_found:
+        return "waiting"  # queued, deferred or in progress
+    await redis.enqueue_job(
+        row["function"],
+        *json.loads(row["args"]),
+        _job_id=arq_id,
+        _defer_until=max(row["run_at"], utcnow()),
+        _expires=ARQ_EXPIRES,
+    )
+    await db.fetch(
+        "UPDATE outbox_job SET requeues = requeues + 1, enqueued_at = {} WHERE id = {}",
+        utcnow(),
+        row["id"],
+    )
+    log.warning("outbox.requeued", job_id=row["job_id"], row=row["id"])
+    return "requeued"
+
+
+# ---------------------------------------------------------------- people looking at jobs
+
+
+async def list_jobs(*, failed_only: bool = False, limit: int = 50) -> list[dict[str, Any]]:
+    from core.tables import OutboxJob
+
+    query = OutboxJob.select(
+        OutboxJob.id,
+        OutboxJob.job_id,
+        OutboxJob.function,
+        OutboxJob.created_at,
+        OutboxJob.done_at,
+        OutboxJob.failed_at,
+        OutboxJob.attempts,
+        OutboxJob.requeues,
+        OutboxJob.last_error,
+    )
+    if failed_only:
+        query = query.where(OutboxJob.failed_at.is_not_null())
+    return await query.order_by(OutboxJob.id, ascending=False).limit(limit)
+
+
+async def retry_failed(row_id: int, *, actor: str) -> str:
+    """Run a failed job again, as a new run of the same work; the failed row stays as history.
+
+    Returns the job id. Raises NotFoundError / ConflictError with a sentence.
+    """
+    from core.audit.services import record
+    from core.errors import ConflictError, NotFoundError
+
+    rows = await db.fetch(
+        "SELECT job_id, function, args::text AS args, failed_at FROM outbox_job"
+        " WHERE id = {} FOR UPDATE",
+        row_id,
+    )
+    if not rows:
+        raise NotFoundError(f"There is no job run {row_id}.")
+    row = rows[0]
+    if row["failed_at"] is None:
+        raise ConflictError(f"Job run {row_id} has not failed; only failed runs can be retried.")
+    if row["function"] not in _registry:
+        raise ConflictError(f"Job run {row_id} is for {row['function']!r}, which no longer exists.")
+    pending = await db.fetch(
+        "SELECT id FROM outbox_job WHERE job_id = {} AND done_at IS NULL AND failed_at IS NULL",
+        row["job_id"],
+    )
+    if pending:
+        raise ConflictError(f"{row['job_id']} is already waiting to run (run {pending[0]['id']}).")
+    job_id = await enqueue(row["function"], *json.loads(row["args"]), job_id=row["job_id"])
+    await record(
+        actor=actor,
+        action="job.retried",
+        subject_type="outbox_job",
+        subject_id=row_id,
+        after={"job_id": job_id},
+    )
+    return job_id

@@ -13,7 +13,9 @@ class OutboxJob(Table, tablename="outbox_job"):
     Redis may restart empty, so the sweeper re-enqueues rows that are neither done nor in Redis.
     """
 
-    job_id = Varchar(length=255, unique=True, help_text="Deterministic arq job id")
+    # Unique among pending rows only (a partial index, see the migration): the same work can
+    # be enqueued again once an earlier run is done or failed.
+    job_id = Varchar(length=255, index=True, help_text="Deterministic id of the work")
     function = Varchar(length=100)
     args = JSONB(help_text="Ids only, never rows")
     created_at = Timestamptz()

@@ -28,10 +28,11 @@ from tests.servers import (
     PG_ADMIN_ENV,
     REDIS_BASE_ENV,
     ROOT,
+    claim_redis_db,
     database_name,
     database_url_for,
     redis_url_for,
-    worker_number,
+    release_redis_db,
 )
 
 # Tables kept between tests: Piccolo's record of applied migrations.
@@ -39,23 +40,21 @@ KEEP_TABLES = {"migration"}
 
 
 @pytest.fixture(scope="session")
-def worker_id_number(worker_id: str) -> int:
-    return worker_number(worker_id)
-
-
-@pytest.fixture(scope="session")
-def test_settings(worker_id: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def test_settings(worker_id: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings of this test worker: its own database and Redis db, a temporary data folder."""
-    number = worker_number(worker_id)
-    database_url = database_url_for(os.environ[PG_ADMIN_ENV], database_name(worker_id))
-    redis_url = redis_url_for(os.environ[REDIS_BASE_ENV], number)
-    os.environ["DATABASE_URL"] = database_url
-    os.environ["REDIS_URL"] = redis_url
+    base = os.environ[REDIS_BASE_ENV]
+    owner = database_name(worker_id)
+    redis_db = claim_redis_db(base, owner)
+    os.environ["DATABASE_URL"] = database_url_for(
+        os.environ[PG_ADMIN_ENV], database_name(worker_id)
+    )
+    os.environ["REDIS_URL"] = redis_url_for(base, redis_db)
     os.environ["INFUSION_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
-    return load_settings()
+    yield load_settings()
+    release_redis_db(base, redis_db, owner)
 
 
-async def _recreate_database(admin_url: str, name: str) -> None:
+async def _drop_database(admin_url: str, name: str, *, create: bool = False) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(admin_url)
@@ -64,20 +63,8 @@ async def _recreate_database(admin_url: str, name: str) -> None:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
         )
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_database(admin_url: str, name: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-        )
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        if create:
+            await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
 
@@ -89,7 +76,7 @@ async def database(test_settings: Settings, worker_id: str) -> AsyncIterator[Set
     from core import db
 
     name = database_name(worker_id)
-    await _recreate_database(os.environ[PG_ADMIN_ENV], name)
+    await _drop_database(os.environ[PG_ADMIN_ENV], name, create=True)
     await run_migrations(test_settings.database_url or "")
     await db.open_pool(test_settings.database_url or "", max_size=5)
     yield test_settings
@@ -159,7 +146,7 @@ class ServedApp:
                 self.process.wait(5)
 
 
-def serve_app(env: dict[str, str], log_path: Path, *, timeout: float = 20) -> ServedApp:
+def serve_app(env: dict[str, str], log_path: Path, *, timeout: float = 60) -> ServedApp:
     """Start `infusion serve` in a subprocess and wait until it answers on /health."""
     port = free_port()
     log_file = log_path.open("wb")

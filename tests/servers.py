@@ -69,11 +69,47 @@ def database_url_for(admin_url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def redis_url_for(base_url: str, number: int) -> str:
-    """One Redis database per test worker (1…15), so workers never see each other's keys."""
+CLAIM_KEY = "infusion:test-redis-db:{}"
+CLAIM_SECONDS = 3 * 3600
+
+
+def claim_redis_db(base_url: str, owner: str) -> int:
+    """Claim a Redis database (1…15) no other test worker, of this run or another, is using.
+
+    Tests flush their database before each test, so two runs sharing one would wipe each
+    other's sessions and queues. Claims are keys in db 0, taken with SET NX (atomic) and
+    released at the end of the session; a crashed run's claims expire after three hours.
+    """
+    import redis
+
+    client = redis.Redis.from_url(base_url)
+    try:
+        for db in range(1, 16):
+            if client.set(CLAIM_KEY.format(db), owner, nx=True, ex=CLAIM_SECONDS):
+                return db
+    finally:
+        client.close()
+    raise RuntimeError(
+        "all 15 Redis test databases are claimed by other test workers; wait for them or "
+        f"delete the keys {CLAIM_KEY.format('*')} in Redis db 0"
+    )
+
+
+def release_redis_db(base_url: str, db: int, owner: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(base_url)
+    try:
+        if client.get(CLAIM_KEY.format(db)) == owner.encode():
+            client.delete(CLAIM_KEY.format(db))
+    finally:
+        client.close()
+
+
+def redis_url_for(base_url: str, db: int) -> str:
+    """The base URL pointed at database `db`."""
     from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-    db = 1 + number % 15
     parts = urlsplit(base_url)
     if parts.scheme == "unix":
         query = dict(parse_qsl(parts.query))

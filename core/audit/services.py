@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import structlog
 
 from core import db
-from core.audit.model import GENESIS_HASH, ChainReport, ChainVerifier, normalise_payload, row_hash
+from core.audit.model import (
+    GENESIS_HASH,
+    ChainReport,
+    ChainVerifier,
+    canonical_json,
+    normalise_payload,
+    row_hash,
+)
 from core.clock import utcnow
 
 # Serialises appends so each row sees the true previous hash. Held until COMMIT, so audited
@@ -45,8 +53,8 @@ async def record(
         "action": action,
         "subject_type": subject_type,
         "subject_id": str(subject_id),
-        "before": normalise_payload(before),
-        "after": normalise_payload(after),
+        "before": await _as_jsonb_returns_it(before),
+        "after": await _as_jsonb_returns_it(after),
         "reason": reason,
         "request_id": structlog.contextvars.get_contextvars().get("request_id", ""),
         "prev_hash": prev_hash,
@@ -58,10 +66,18 @@ async def record(
     return seq
 
 
+async def _as_jsonb_returns_it(payload: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The payload exactly as `verify_chain` will read it back: JSONB rewrites some numbers
+    (-0.0, 1e16, long decimals), so hash what PostgreSQL returns, not what we sent."""
+    if payload is None:
+        return None
+    text = canonical_json(normalise_payload(payload))
+    [row] = await db.fetch("SELECT {}::jsonb::text AS v", text)
+    return json.loads(row["v"])
+
+
 async def verify_chain() -> ChainReport:
     """Re-hash the whole trail in seq order, in batches; name the first bad row."""
-    import json
-
     verifier = ChainVerifier()
     after_seq = 0
     while True:

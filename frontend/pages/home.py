@@ -12,7 +12,7 @@ from litestar.response import Template
 
 from api.guards import requires
 from api.health import check_health
-from core.clock import SystemClock
+from core.clock import utcnow
 from frontend.templating import render
 
 STATUS_FRAGMENT = "/fragments/status"
@@ -37,7 +37,7 @@ async def status_context(state: State) -> dict[str, Any]:
             ("redis", "Redis", health.redis),
         )
     ]
-    checked_at: datetime = SystemClock().now().astimezone(state.settings.tz)
+    checked_at: datetime = utcnow().astimezone(state.settings.tz)
     return {"status_parts": parts, "status_checked_at": checked_at}
 
 

@@ -52,3 +52,25 @@ async def test_api_docs_ui_loads_its_files_from_this_server_only(http):
         asset = await http.get(f"/static/vendor/{name}")
         assert asset.status_code == 200, name
         assert len(asset.content) > 10_000, name
+
+
+async def test_an_id_past_the_database_range_is_a_400_not_a_500(http):
+    from tests.api.test_auth_support import logged_in_client, make_user
+
+    await make_user("auditor", "pharmacist")
+    client = await logged_in_client(str(http.base_url), "auditor")
+    try:
+        too_big = await client.get("/api/audit/events", params={"before_seq": 2**63})
+        assert too_big.status_code == 400
+        assert too_big.headers["content-type"] == "application/problem+json"
+        assert too_big.json()["code"] == "invalid_request"
+        # A NUL character reaches PostgreSQL, which cannot store it: 400, and the value is
+        # not echoed back (it could be patient data).
+        nul = await client.get("/api/audit/events", params={"subject_id": "a\x00b"})
+        assert nul.status_code == 400
+        assert nul.json()["code"] == "invalid_value"
+        assert nul.json()["detail"] == (
+            "A value in the request is out of range or contains characters that cannot be stored."
+        )
+    finally:
+        await client.aclose()

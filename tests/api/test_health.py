@@ -111,6 +111,12 @@ def test_health_names_redis_while_it_is_down_and_recovers_without_restart(
         assert (body["status"], body["down"]) == ("unavailable", ["redis"])
         assert (body["database"]["ok"], body["redis"]["ok"]) == (True, False)
         assert body["redis"]["error"] in {"ConnectionError", "timeout", "TimeoutError"}
+        # Signing in needs Redis (throttle, session): a clear 503, never a 500.
+        login = httpx.post(
+            app.url + "/api/auth/login", json={"username": "x", "password": "y" * 12}, timeout=10
+        )
+        assert login.status_code == 503
+        assert (login.json()["code"], login.headers["retry-after"]) == ("unavailable", "5")
 
         own_redis.start()  # same port, same app process
         back = wait_for_status(app.url + "/health", 200)

@@ -132,3 +132,31 @@ async def test_cli_verify_finds_an_altered_payload():
     result = await asyncio.to_thread(audit_verify)
     assert result.returncode == 1
     assert "broken at seq 1: row 1 was altered" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        -0.0,  # a fridge reading of -0.04 rounded to one decimal
+        1e16,  # JSONB writes this back as 10000000000000000
+        1e-7,
+        0.1 + 0.2,
+        123456789.123456789,
+        2**70,
+        "température 5 °C",
+        {"nested": [1, 2.5, None, True, {"z": "last", "a": "first"}]},
+    ],
+    ids=repr,
+)
+async def test_payloads_that_jsonb_rewrites_still_verify(value):
+    async with db.transaction():
+        await record(
+            actor="user:1",
+            action="reading.logged",
+            subject_type="logger",
+            subject_id="L1",
+            before=None,
+            after={"value": value},
+        )
+    report = await verify_chain()
+    assert (report.ok, report.checked) == (True, 1), report.sentence()
