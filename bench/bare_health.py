@@ -22,23 +22,12 @@ import sys
 import types
 from typing import Any
 
-import msgspec
 from litestar import Litestar, Response, get
 
+# The product's own response types, so both sides encode exactly the same structure.
+from api.health import Health, PartHealth
+
 MARKER_PATH = "/bench-bare"
-
-
-class PartHealth(msgspec.Struct):
-    ok: bool
-    ms: float
-    error: str | None = None
-
-
-class Health(msgspec.Struct):
-    status: str
-    database: PartHealth
-    redis: PartHealth
-    down: list[str]
 
 
 @get("/health", cache=False)
