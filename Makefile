@@ -41,7 +41,7 @@ worker: bootstrap ## Run the arq worker only (needs DATABASE_URL/REDIS_URL)
 	$(RUN) infusion worker
 
 test: bootstrap ## Run the test suite (pytest -n WORKERS, default 2; extra pytest args via ARGS=...)
-	$(RUN) pytest -n $(WORKERS) $(ARGS)
+	$(RUN) pytest -n $(WORKERS) --dist loadgroup $(ARGS)
 
 lint: bootstrap ## ruff check + ruff format --check
 	@rc=0; \

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import asyncpg
 import msgspec
 import structlog
 from litestar import Controller, Request, delete, get, post
@@ -39,27 +38,29 @@ from litestar.middleware.session.server_side import (
     ServerSideSessionBackend,
     ServerSideSessionConfig,
 )
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from litestar.stores.base import Store
 from litestar.stores.redis import RedisStore
 from litestar.types import ASGIApp, Empty, Message, Receive, Scope, ScopeSession, Send
 from litestar.utils.dataclass import extract_dataclass_items
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from api.guards import NOT_SIGNED_IN, requires
+from api.guards import NOT_SIGNED_IN, is_public, requires
+from api.inputs import SerialId, refuse_control_characters, require_json
 from core import db
+from core.errors import OUTAGE_ERRORS
 from core.identity.model import password_stamp
 from core.identity.services import (
     authenticate,
-    change_own_password,
     issue_token,
     list_tokens,
+    record_login,
     record_logout,
     resolve_token,
     revoke_token,
+    set_password,
     user_for_session,
+    verify_password_change,
 )
 from core.identity.tables import ApiToken, User
 from core.logging import get_logger
@@ -74,16 +75,6 @@ SESSION_NAMESPACE = "infusion:session"
 _ROTATE_TO = "infusion.session.rotate_to"
 _LOADED_ID = "infusion.session.loaded_id"
 _UNAVAILABLE = "infusion.session.unavailable"
-
-# A server not answering (PostgreSQL or Redis down, a timeout) rather than a bug: public
-# routes go on without a user (so /health can say what is down), guarded ones answer 503.
-OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    RedisConnectionError,
-    RedisTimeoutError,
-    asyncpg.PostgresConnectionError,
-)
 
 
 class _SessionsUnavailable(Exception):
@@ -255,8 +246,10 @@ class AuthenticationMiddleware(ASGIMiddleware):
         try:
             user = await self._identify(scope)
         except (*OUTAGE_ERRORS, _SessionsUnavailable) as exc:
+            # A server not answering rather than a bug: public routes go on without a user
+            # (so /health can say what is down), guarded ones answer 503.
             log.warning("auth.unavailable", error_type=type(exc).__name__)
-            if scope["route_handler"].opt.get("public") is not True:
+            if not is_public(scope["route_handler"]):
                 raise ServiceUnavailableException(
                     "Sign-in cannot be checked right now: the database or Redis is not answering."
                 ) from None
@@ -352,6 +345,9 @@ class TokenIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(max_length=1024)]
     expires_at: datetime | None = None
 
+    def __post_init__(self) -> None:
+        refuse_control_characters(name=self.name)
+
 
 class TokenOut(msgspec.Struct, kw_only=True):
     id: int
@@ -405,21 +401,29 @@ class AuthController(Controller):
         operation_id="login",
         summary="Log in with username and password; sets the session cookie",
         description="401 with the same body whether the username or the password was wrong; "
-        "429 with Retry-After after too many failures from one address for one username.",
+        "429 with Retry-After after too many attempts without success from one address for "
+        "one username, or from one address for any usernames; 415 unless the body is sent as "
+        "application/json.",
         opt={"public": True},
+        # JSON only: a cross-site <form enctype="text/plain"> must not log a browser in
+        # (login CSRF; api.inputs explains).
+        before_request=require_json,
         status_code=HTTP_200_OK,
     )
     async def login(
         self, request: Request[Any, Any, Any], state: State, data: JSONBody[LoginIn]
     ) -> AuthenticatedUser:
+        # argon2 runs before the transaction: a login holds no database connection while it
+        # waits for a hash, so a burst of logins cannot starve the pool.
+        verified = await authenticate(
+            state.redis,
+            username=data.username,
+            password=data.password,
+            client=client_address(request),
+            settings=state.settings,
+        )
         async with db.transaction():
-            user = await authenticate(
-                state.redis,
-                username=data.username,
-                password=data.password,
-                client=client_address(request),
-                settings=state.settings,
-            )
+            user = await record_login(verified)
         return await login_session(request, user)
 
     @post(
@@ -430,6 +434,8 @@ class AuthController(Controller):
         status_code=HTTP_204_NO_CONTENT,
     )
     async def logout(self, request: Request[Any, Any, Any]) -> None:
+        # No body, so no require_json: the session cookie is SameSite=Lax, so a post from
+        # another site carries no session to end.
         await logout_session(request)
 
     @get("/me", operation_id="getMe", summary="Who is calling", guards=[requires()])
@@ -441,21 +447,23 @@ class AuthController(Controller):
         operation_id="changeMyPassword",
         summary="Change your own password (ends your other sessions)",
         guards=[requires(interactive=True)],
+        before_request=require_json,
         status_code=HTTP_204_NO_CONTENT,
     )
     async def change_password(
         self, request: Request[Any, Any, Any], state: State, data: JSONBody[PasswordChangeIn]
     ) -> None:
         me = _me(request)
+        await verify_password_change(
+            state.redis,
+            user_id=me.id,
+            current_password=data.current_password,
+            new_password=data.new_password,
+            client=client_address(request),
+            settings=state.settings,
+        )
         async with db.transaction():
-            user = await change_own_password(
-                state.redis,
-                user_id=me.id,
-                current_password=data.current_password,
-                new_password=data.new_password,
-                client=client_address(request),
-                settings=state.settings,
-            )
+            user = await set_password(me.id, password=data.new_password, actor=me.actor)
         # This session goes on under a new id and the new password stamp; the others end.
         await login_session(request, user)
 
@@ -474,6 +482,7 @@ class AuthController(Controller):
         summary="Create an API token for yourself; the token is in this answer only",
         # A token cannot mint more tokens: a leaked one must not outlive its own revocation.
         guards=[requires(interactive=True)],
+        before_request=require_json,
         status_code=HTTP_201_CREATED,
     )
     async def create_token(
@@ -504,9 +513,7 @@ class AuthController(Controller):
         guards=[requires()],
         status_code=HTTP_204_NO_CONTENT,
     )
-    async def revoke_my_token(
-        self, request: Request[Any, Any, Any], token_id: FromPath[int]
-    ) -> None:
+    async def revoke_my_token(self, request: Request[Any, Any, Any], token_id: SerialId) -> None:
         me = _me(request)
         async with db.transaction():
             await revoke_token(token_id, actor=me.actor, owner_id=me.id)

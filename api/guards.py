@@ -9,7 +9,7 @@ API tokens: acts that stand for a person's signature (verifying product, approvi
 must be done by that person in a session, not by an integration holding their token.
 
 `tests/api/test_route_policy.py` fails for a route with neither a `requires(...)` guard nor
-`opt={"public": True}`; it recognises the guard as a `RoleGuard` instance (`.roles`).
+`opt={"public": True}`, reading them with `role_guards` and `is_public` below.
 """
 
 from __future__ import annotations
@@ -64,8 +64,11 @@ def requires(*roles: Role | str, interactive: bool = False) -> RoleGuard:
 
 
 def is_public(handler: BaseRouteHandler) -> bool:
+    """Marked `opt={"public": True}`: needs no user, and is still served (anonymously) when
+    sign-in cannot be checked (api.auth's middleware)."""
     return handler.opt.get("public") is True
 
 
 def role_guards(handler: BaseRouteHandler) -> list[RoleGuard]:
+    """The `requires(...)` guards on a handler and every layer above it."""
     return [guard for guard in handler.resolve_guards() if isinstance(guard, RoleGuard)]

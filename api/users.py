@@ -1,4 +1,11 @@
-"""`/api/users`: staff accounts, for admins only. Never returns password hashes."""
+"""`/api/users`: staff accounts, for signed-in admins only. Never returns password hashes.
+
+API tokens are refused here (`interactive=True`): a token leaked from an integration must not
+be able to mint accounts (an admin + pharmacist account would defeat separation of duties),
+and such an account could then sign in and mint fresh tokens that outlive the leaked one.
+An admin cannot change their own roles or active flag, nor reset their own password here
+(core.identity.services): those need a second admin, or the current password.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, patch, post, put
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from api.auth import AuthenticatedUser
 from api.guards import requires
+from api.inputs import SerialId, refuse_control_characters, require_json
 from core import db
 from core.identity.model import Role
 from core.identity.services import create_user, get_user, list_users, set_password, update_user
@@ -51,6 +59,9 @@ class UserCreateIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     password: Text
     roles: list[Role]
 
+    def __post_init__(self) -> None:
+        refuse_control_characters(display_name=self.display_name)
+
 
 class UserPatchIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Only the fields present change."""
@@ -60,15 +71,20 @@ class UserPatchIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
     reason: Reason = ""
 
+    def __post_init__(self) -> None:
+        refuse_control_characters(display_name=self.display_name, reason=self.reason)
+
 
 class PasswordSetIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     password: Text
     reason: Reason = ""
 
+    def __post_init__(self) -> None:
+        refuse_control_characters(reason=self.reason)
 
-def _actor(request: Request[Any, Any, Any]) -> str:
-    user: AuthenticatedUser = request.scope["user"]
-    return user.actor
+
+def _me(request: Request[Any, Any, Any]) -> AuthenticatedUser:
+    return request.scope["user"]
 
 
 def _given(value: Any) -> Any:
@@ -78,8 +94,9 @@ def _given(value: Any) -> Any:
 class UsersController(Controller):
     path = "/api/users"
     tags = ["users"]
-    # Account management only; an admin is not thereby a pharmacist (api.guards).
-    guards = [requires(Role.admin)]
+    # Account management only; an admin is not thereby a pharmacist (api.guards). In person
+    # only, never with an API token (see the module docstring).
+    guards = [requires(Role.admin, interactive=True)]
 
     @get(operation_id="listUsers", summary="Every staff account, by username")
     async def list_all(self) -> list[UserOut]:
@@ -91,6 +108,9 @@ class UsersController(Controller):
         description="409 when the username is taken; 422 naming the rule a username, "
         "password (12+ characters, not the username) or role list breaks.",
         status_code=HTTP_201_CREATED,
+        # The session cookie authorises this: JSON only, so no form on another site can post
+        # it (api.inputs).
+        before_request=require_json,
     )
     async def create(
         self, request: Request[Any, Any, Any], data: JSONBody[UserCreateIn]
@@ -101,31 +121,34 @@ class UsersController(Controller):
                 display_name=data.display_name,
                 password=data.password,
                 roles=data.roles,
-                actor=_actor(request),
+                actor=_me(request).actor,
             )
         return UserOut.from_row(user)
 
     @get("/{user_id:int}", operation_id="getUser", summary="One staff account")
-    async def show(self, user_id: FromPath[int]) -> UserOut:
+    async def show(self, user_id: SerialId) -> UserOut:
         return UserOut.from_row(await get_user(user_id))
 
     @patch(
         "/{user_id:int}",
         operation_id="updateUser",
         summary="Change a staff account's display name, roles or active flag",
-        description="422 when the change would leave no active admin.",
+        description="422 when the change would leave no active admin; 403 when an admin "
+        "changes their own roles or active flag (another admin must).",
     )
     async def update(
-        self, request: Request[Any, Any, Any], user_id: FromPath[int], data: JSONBody[UserPatchIn]
+        self, request: Request[Any, Any, Any], user_id: SerialId, data: JSONBody[UserPatchIn]
     ) -> UserOut:
+        me = _me(request)
         async with db.transaction():
             user = await update_user(
                 user_id,
-                actor=_actor(request),
+                actor=me.actor,
                 display_name=_given(data.display_name),
                 roles=_given(data.roles),
                 is_active=_given(data.is_active),
                 reason=data.reason,
+                acting_user_id=me.id,
             )
         return UserOut.from_row(user)
 
@@ -133,12 +156,19 @@ class UsersController(Controller):
         "/{user_id:int}/password",
         operation_id="setUserPassword",
         summary="Set a staff member's password (ends their sessions)",
+        description="403 for your own account: change it with POST /api/auth/password, "
+        "which asks for the current one.",
         status_code=HTTP_204_NO_CONTENT,
     )
     async def reset_password(
-        self, request: Request[Any, Any, Any], user_id: FromPath[int], data: JSONBody[PasswordSetIn]
+        self, request: Request[Any, Any, Any], user_id: SerialId, data: JSONBody[PasswordSetIn]
     ) -> None:
+        me = _me(request)
         async with db.transaction():
             await set_password(
-                user_id, password=data.password, actor=_actor(request), reason=data.reason
+                user_id,
+                password=data.password,
+                actor=me.actor,
+                reason=data.reason,
+                acting_user_id=me.id,
             )

@@ -6,7 +6,9 @@ Why these exist:
 - `require_same_origin` refuses form posts made by another site. Session cookies are
   SameSite=Lax (set by identity), so a cross-site POST carries no session; the Origin check also
   stops "login CSRF" (another site signing a browser into an attacker's account), which
-  SameSite cannot, because the login form needs no session.
+  SameSite cannot, because the login form needs no session. (The JSON login,
+  /api/auth/login, is guarded another way: it reads only `application/json`, which no
+  cross-site form can send; see api/inputs.py.)
 """
 
 from __future__ import annotations

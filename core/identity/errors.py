@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import ConflictError, DomainError, NotFoundError
+from core.errors import ConflictError, DomainError, NotFoundError, PermissionDeniedError
 
 
 class IdentityPolicyError(DomainError):
@@ -19,6 +19,13 @@ class LastAdminError(DomainError):
     """The change would leave nobody able to manage staff accounts."""
 
     code = "last_admin"
+
+
+class OwnAccountError(PermissionDeniedError):
+    """An admin tried to change their own roles, active flag or password through the admin
+    routes: separation of duties needs a second admin for those (403)."""
+
+    code = "own_account"
 
 
 class UserNotFoundError(NotFoundError):

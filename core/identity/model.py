@@ -36,6 +36,9 @@ TOKEN_NAME_MAX = 100
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _USERNAME_CHARS = re.compile(r"[a-z0-9._-]+")
+# Control characters other than tab and line breaks. PostgreSQL refuses NUL in text outright;
+# the others have no business in a name or a reason and garble logs, terminals and labels.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def normalise_username(raw: str) -> str:
@@ -87,7 +90,14 @@ def normalise_roles(roles: Iterable[str]) -> list[Role]:
     return [role for role in ROLE_ORDER if role in wanted]
 
 
+def has_control_characters(text: str) -> bool:
+    """True when `text` holds a control character other than tab, line feed or carriage return."""
+    return _CONTROL_CHARS.search(text) is not None
+
+
 def normalise_display_name(raw: str) -> str:
+    if has_control_characters(raw):
+        raise IdentityPolicyError("A display name must not contain control characters.")
     name = " ".join(raw.split())
     if not name:
         raise IdentityPolicyError("A display name is required.")
@@ -99,6 +109,8 @@ def normalise_display_name(raw: str) -> str:
 
 
 def normalise_token_name(raw: str) -> str:
+    if has_control_characters(raw):
+        raise IdentityPolicyError("An API token name must not contain control characters.")
     name = " ".join(raw.split())
     if not name:
         raise IdentityPolicyError("An API token needs a name saying what uses it.")
@@ -107,6 +119,14 @@ def normalise_token_name(raw: str) -> str:
             f"An API token name must be at most {TOKEN_NAME_MAX} characters long."
         )
     return name
+
+
+def check_reason(reason: str) -> str:
+    """A reason for the audit trail: free text, line breaks allowed, no other control
+    characters."""
+    if has_control_characters(reason):
+        raise IdentityPolicyError("A reason must not contain control characters.")
+    return reason
 
 
 def has_any_role(user_roles: Iterable[str], required: Iterable[Role]) -> bool:

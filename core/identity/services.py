@@ -3,6 +3,13 @@
 Rule 1: these run inside the caller's `core.db.transaction()` and never commit. Every state
 change writes an audit event; password hashes and token secrets never go into one.
 
+Password checks are the exception: `authenticate` and `verify_password_change` run argon2
+(about 0.15 s, queued behind other logins) and must be called with *no* transaction open, so
+no pooled database connection waits on a hash; a burst of logins would otherwise starve the
+pool and take every other request (and /health) down with it. They read what they need in
+one short query and return; the edge then opens its transaction for `record_login` or
+`set_password`.
+
 Functions that need settings (the token key, login limits) take `settings=`; the edges pass
 theirs, and without it the process settings are read from the environment once.
 """
@@ -11,6 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +31,7 @@ from core.errors import AuthenticationError, RateLimitedError
 from core.identity.errors import (
     IdentityPolicyError,
     LastAdminError,
+    OwnAccountError,
     TokenNotFoundError,
     UsernameTakenError,
     UserNotFoundError,
@@ -30,6 +39,7 @@ from core.identity.errors import (
 from core.identity.model import (
     Role,
     check_password,
+    check_reason,
     normalise_display_name,
     normalise_roles,
     normalise_token_name,
@@ -39,7 +49,7 @@ from core.identity.model import (
 )
 from core.identity.passwords import hash_password_async, needs_rehash, verify_password_async
 from core.identity.tables import ApiToken, User
-from core.identity.throttle import Throttle
+from core.identity.throttle import Refusal, Throttle
 from core.identity.tokens import new_token, parse_token, token_hash
 from core.logging import get_logger
 from core.settings import Settings, load_settings
@@ -47,6 +57,12 @@ from core.settings import Settings, load_settings
 log = get_logger(__name__)
 
 WRONG_CREDENTIALS = "Wrong username or password."
+OWN_ROLES = "You cannot change your own roles; another admin must do it."
+OWN_ACTIVE_FLAG = "You cannot deactivate your own account; another admin must do it."
+RESET_OF_OWN_ACCOUNT = (
+    "You cannot reset your own password as an admin; change it with your current password "
+    "(POST /api/auth/password)."
+)
 # Serialises changes to accounts so "is there still an active admin?" cannot be raced by two
 # admins demoting each other at once. Account changes are rare; the wait is nothing.
 ACCOUNTS_LOCK_KEY = 7_349_101
@@ -174,8 +190,17 @@ async def update_user(
     roles: Iterable[str] | None = None,
     is_active: bool | None = None,
     reason: str = "",
+    acting_user_id: int | None = None,
 ) -> User:
-    """Change display name, roles or active flag; None leaves a field as it is."""
+    """Change display name, roles or active flag; None leaves a field as it is.
+
+    `acting_user_id` is the account of the admin making the change (None for the CLI, run by
+    an operator on the server). An admin may not change their own roles or active flag:
+    separation of duties means a second person grants roles (an admin adding pharmacist to
+    their own account could then verify product), and a stolen admin session cannot quietly
+    re-role the account it is in.
+    """
+    check_reason(reason)
     user = await _lock_user(user_id)
     before = user_snapshot(user)
     if display_name is not None:
@@ -187,6 +212,11 @@ async def update_user(
     after = user_snapshot(user)
     if after == before:
         return user
+    if acting_user_id == user.id:
+        if after["roles"] != before["roles"]:
+            raise OwnAccountError(OWN_ROLES)
+        if after["is_active"] != before["is_active"]:
+            raise OwnAccountError(OWN_ACTIVE_FLAG)
     was_admin = before["is_active"] and Role.admin.value in before["roles"]
     if was_admin:
         await _check_admins_remain(user)
@@ -212,12 +242,32 @@ async def update_user(
     return user
 
 
-async def set_password(user_id: int, *, password: str, actor: str, reason: str = "") -> User:
-    """Replace a password (an admin's reset, or the CLI). Ends the user's sessions: each one
-    remembers the password it was started with."""
-    user = await _lock_user(user_id)
+async def set_password(
+    user_id: int,
+    *,
+    password: str,
+    actor: str,
+    reason: str = "",
+    acting_user_id: int | None = None,
+) -> User:
+    """Replace a password: an admin's reset, the CLI, or the owner after
+    `verify_password_change`. Ends the user's sessions: each one remembers the password it
+    was started with.
+
+    `acting_user_id` is the admin resetting someone's password (None for the CLI and for the
+    owner's own change). An admin cannot reset their own: that would let a borrowed admin
+    session take the account over without knowing its password.
+    """
+    check_reason(reason)
+    if acting_user_id == user_id:
+        raise OwnAccountError(RESET_OF_OWN_ACCOUNT)
+    # Policy and argon2 first, before the accounts lock: other account changes need not queue
+    # behind a hash. The username a password is checked against never changes.
+    user = await get_user(user_id)
     check_password(password, username=user.username)
-    user.password_hash = await hash_password_async(password)
+    password_hash = await hash_password_async(password)
+    user = await _lock_user(user_id)
+    user.password_hash = password_hash
     user.password_changed_at = utcnow()
     await User.update(
         {User.password_hash: user.password_hash, User.password_changed_at: user.password_changed_at}
@@ -233,7 +283,33 @@ async def set_password(user_id: int, *, password: str, actor: str, reason: str =
     return user
 
 
-async def change_own_password(
+# ---------------------------------------------------------------- logins
+
+
+def _login_throttle(settings: Settings | None) -> Throttle:
+    config = _settings(settings)
+    return Throttle(config.login_max_failures, config.login_lockout_minutes * 60)
+
+
+def _rate_limited(refusal: Refusal) -> RateLimitedError:
+    minutes = max(1, -(-refusal.wait_seconds // 60))
+    source = " from this address" if refusal.by_address else ""
+    return RateLimitedError(
+        f"Too many failed logins{source}; try again in "
+        f"{minutes} minute{'s' if minutes > 1 else ''}.",
+        retry_after=refusal.wait_seconds,
+    )
+
+
+def _refuse_inside_transaction(function: str) -> None:
+    if db.in_transaction():
+        raise RuntimeError(
+            f"{function} verifies a password: call it before opening core.db.transaction(), "
+            "so no pooled connection waits on argon2"
+        )
+
+
+async def verify_password_change(
     redis: Redis,
     *,
     user_id: int,
@@ -241,81 +317,91 @@ async def change_own_password(
     new_password: str,
     client: str,
     settings: Settings | None = None,
-) -> User:
-    """A staff member changes their password, proving they know the current one. Guesses at
-    the current one count against the same login limit, so a borrowed session cannot be used
-    to find the password."""
-    config = _settings(settings)
+) -> None:
+    """Before a staff member changes their own password (with no transaction open): they must
+    prove the current one, and the new one must pass the policy. Guesses at the current one
+    count against the same login limit, so a borrowed session cannot be used to find the
+    password. The edge then calls `set_password` in its transaction."""
+    _refuse_inside_transaction("verify_password_change()")
     user = await get_user(user_id)
-    throttle = Throttle(config.login_max_failures, config.login_lockout_minutes * 60)
-    key = throttle.key(user.username, client)
-    wait = await throttle.locked_for(redis, key)
-    if wait:
-        raise _rate_limited(wait)
+    throttle = _login_throttle(settings)
+    refusal = await throttle.attempt(redis, user.username, client)
+    if refusal is not None:
+        raise _rate_limited(refusal)
     if not await verify_password_async(user.password_hash, current_password):
-        await throttle.failed(redis, key)
         raise IdentityPolicyError("The current password is not correct.")
+    await throttle.succeeded(redis, user.username, client)
     if new_password == current_password:
         raise IdentityPolicyError("The new password must differ from the current one.")
-    await throttle.succeeded(redis, key)
-    return await set_password(user.id, password=new_password, actor=f"user:{user.id}")
+    check_password(new_password, username=user.username)
 
 
-# ---------------------------------------------------------------- logins
+@dataclass(frozen=True)
+class VerifiedLogin:
+    """Credentials proven by `authenticate`, not yet recorded (see `record_login`)."""
 
-
-def _rate_limited(wait_seconds: int) -> RateLimitedError:
-    minutes = max(1, -(-wait_seconds // 60))
-    return RateLimitedError(
-        f"Too many failed logins; try again in {minutes} minute{'s' if minutes > 1 else ''}.",
-        retry_after=wait_seconds,
-    )
+    user: User
+    client: str
+    # The password hashed with today's parameters, when the stored hash used older ones.
+    upgraded_hash: str | None = None
 
 
 async def authenticate(
     redis: Redis, *, username: str, password: str, client: str, settings: Settings | None = None
-) -> User:
-    """The user for these credentials, or AuthenticationError with one message for every
-    reason (unknown user, wrong password, inactive account): the answer must not tell an
-    attacker which usernames exist. Unknown users cost a dummy argon2 verification, so the
-    response time does not tell either."""
-    config = _settings(settings)
-    throttle = Throttle(config.login_max_failures, config.login_lockout_minutes * 60)
-    key = throttle.key(username, client)
-    wait = await throttle.locked_for(redis, key)
-    if wait:
-        log.warning("auth.login_refused_locked", client=client)
-        raise _rate_limited(wait)
+) -> VerifiedLogin:
+    """Check credentials, with no transaction open; the edge then records the login with
+    `record_login` in its transaction.
+
+    AuthenticationError carries one message for every reason (unknown user, wrong password,
+    inactive account): the answer must not tell an attacker which usernames exist. Unknown
+    users cost a dummy argon2 verification, so the response time does not tell either.
+
+    The attempt is counted before the password is verified (core.identity.throttle): past the
+    limit, a login is refused without verifying, even with the right password.
+    """
+    _refuse_inside_transaction("authenticate()")
+    throttle = _login_throttle(settings)
+    refusal = await throttle.attempt(redis, username, client)
+    if refusal is not None:
+        log.warning("auth.login_refused_locked", client=client, by_address=refusal.by_address)
+        raise _rate_limited(refusal)
 
     name = username_or_none(username)
+    # One short read: the pooled connection goes back before argon2 starts.
     user = await User.objects().where(User.username == name).first() if name else None
     matches = await verify_password_async(user.password_hash if user else None, password)
     if user is None or not matches or not user.is_active:
-        failures = await throttle.failed(redis, key)
-        log.warning(
-            "auth.login_failed",
-            user_id=user.id if user else None,
-            client=client,
-            failures=failures,
-        )
+        log.warning("auth.login_failed", user_id=user.id if user else None, client=client)
         raise AuthenticationError(WRONG_CREDENTIALS)
 
-    await throttle.succeeded(redis, key)
+    await throttle.succeeded(redis, username, client)
+    # Parameters were raised since this hash was made: upgrade it while we have the password.
+    upgraded = await hash_password_async(password) if needs_rehash(user.password_hash) else None
+    return VerifiedLogin(user=user, client=client, upgraded_hash=upgraded)
+
+
+async def record_login(login: VerifiedLogin) -> User:
+    """Stamp last_login_at, store an upgraded hash, and write the audit event (inside the
+    edge's transaction: short, no argon2 here)."""
+    user = login.user
     now = utcnow()
-    values: dict[Any, Any] = {User.last_login_at: now}
-    if needs_rehash(user.password_hash):
-        # Parameters were raised since this hash was made: upgrade it while we have the
-        # password. password_changed_at stays, so sessions go on.
-        user.password_hash = await hash_password_async(password)
-        values[User.password_hash] = user.password_hash
-    await User.update(values).where(User.id == user.id)
+    await User.update({User.last_login_at: now}).where(User.id == user.id)
+    if login.upgraded_hash is not None:
+        # Only over the hash that was verified: if the password was changed in the meantime,
+        # the upgrade must not bring the old one back. password_changed_at stays, so
+        # sessions go on.
+        await (
+            User.update({User.password_hash: login.upgraded_hash})
+            .where(User.id == user.id)
+            .where(User.password_hash == user.password_hash)
+        )
     user.last_login_at = now
     await record(
         actor=f"user:{user.id}",
         action="user.logged_in",
         subject_type="user",
         subject_id=user.id,
-        after={"client": client},
+        after={"client": login.client},
     )
     return user
 
@@ -405,11 +491,6 @@ async def resolve_token(
     return token, user
 
 
-async def user_for_token(plaintext: str, *, settings: Settings | None = None) -> User | None:
-    found = await resolve_token(plaintext, settings=settings)
-    return found[1] if found else None
-
-
 async def list_tokens(user_id: int) -> list[ApiToken]:
     return await ApiToken.objects().where(ApiToken.user == user_id).order_by(ApiToken.id)
 
@@ -419,6 +500,7 @@ async def revoke_token(
 ) -> ApiToken:
     """Revoke a token (idempotent). With `owner_id`, only that user's token: someone else's
     token is reported as not found, not as forbidden, so ids of others' tokens stay opaque."""
+    check_reason(reason)
     query = ApiToken.objects().where(ApiToken.id == token_id)
     if owner_id is not None:
         query = query.where(ApiToken.user == owner_id)

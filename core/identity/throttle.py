@@ -1,10 +1,20 @@
-"""Failed-login counters in Redis, one per (username, client address).
+"""Login attempt counters in Redis: one per (username, client address), one per address.
 
 Redis, not process memory: many API processes serve logins and all must see one count.
-After `max_failures` failures within the window, that pair is refused for the whole lockout,
-even with the right password, so guessing cannot continue at full speed. Counting per pair
-means an attacker elsewhere cannot lock a pharmacist out of their own workstation.
-A success resets the pair's counter.
+
+An attempt is counted *before* its password is verified, in one MULTI with the check, so a
+burst of parallel guesses cannot slip past the limit while earlier ones are still being
+verified: within a window, only the first `max_attempts` attempts for a pair are verified at
+all; the rest are refused without verifying, even with the right password. The window opens
+at the first attempt and lasts `window_seconds`. A success deletes the pair's counter.
+Counting per pair means an attacker elsewhere cannot lock a pharmacist out of their own
+workstation.
+
+The per-address counter ignores the username, so one address cannot try one common password
+against every account (password spraying): it allows `CLIENT_FACTOR` times as many attempts
+per window. A success gives its own attempt back (it was not a guess), so a busy shared
+workstation is not locked by people signing in, and logging into a known account cannot wipe
+the address's record of failures.
 """
 
 from __future__ import annotations
@@ -15,12 +25,28 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 KEY_PREFIX = "infusion:login-failures:"
+CLIENT_KEY_PREFIX = "infusion:login-failures-client:"
+# The per-address cap, as a multiple of the per-user limit (a module constant rather than a
+# setting for now: 10 times INFUSION_LOGIN_MAX_FAILURES within the same lockout window).
+CLIENT_FACTOR = 10
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an attempt was refused, and for how long."""
+
+    wait_seconds: int
+    by_address: bool
 
 
 @dataclass(frozen=True)
 class Throttle:
-    max_failures: int
-    lockout_seconds: int
+    max_attempts: int
+    window_seconds: int
+
+    @property
+    def max_client_attempts(self) -> int:
+        return self.max_attempts * CLIENT_FACTOR
 
     @staticmethod
     def key(username: str, client: str) -> str:
@@ -28,28 +54,39 @@ class Throttle:
         digest = hashlib.sha256(f"{username.strip().lower()}\0{client}".encode()).hexdigest()
         return KEY_PREFIX + digest
 
-    async def locked_for(self, redis: Redis, key: str) -> int:
-        """Seconds until this pair may try again; 0 when it may try now."""
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.get(key)
-            pipe.ttl(key)
-            count, ttl = await pipe.execute()
-        if count is None or int(count) < self.max_failures:
-            return 0
-        return max(int(ttl), 1)
+    @staticmethod
+    def client_key(client: str) -> str:
+        return CLIENT_KEY_PREFIX + hashlib.sha256(client.encode()).hexdigest()
 
-    async def failed(self, redis: Redis, key: str) -> int:
-        """Count one failure; returns the count. The window opens at the first failure; the
-        failure that reaches the limit starts a full lockout."""
+    async def attempt(self, redis: Redis, username: str, client: str) -> Refusal | None:
+        """Count one attempt for (username, client) and for client; None when it may go on to
+        the password check, else how long to wait."""
+        key, client_key = self.key(username, client), self.client_key(client)
         async with redis.pipeline(transaction=True) as pipe:
-            # SET NX EX opens the window at the first failure; INCR keeps the TTL. (EXPIRE NX
-            # would do the same in one step but needs Redis 7; the embedded Redis is 6.2.)
-            pipe.set(key, 0, ex=self.lockout_seconds, nx=True)
+            # SET NX EX opens the window at the first attempt; INCR keeps the TTL. (EXPIRE NX
+            # would do it in one step but needs Redis 7; the embedded Redis is 6.2.)
+            pipe.set(key, 0, ex=self.window_seconds, nx=True)
             pipe.incr(key)
-            _, count = await pipe.execute()
-        if int(count) >= self.max_failures:
-            await redis.expire(key, self.lockout_seconds)
-        return int(count)
+            pipe.ttl(key)
+            pipe.set(client_key, 0, ex=self.window_seconds, nx=True)
+            pipe.incr(client_key)
+            pipe.ttl(client_key)
+            _, count, ttl, _, client_count, client_ttl = await pipe.execute()
+        if int(client_count) > self.max_client_attempts:
+            return Refusal(wait_seconds=max(int(client_ttl), 1), by_address=True)
+        if int(count) > self.max_attempts:
+            return Refusal(wait_seconds=max(int(ttl), 1), by_address=False)
+        return None
 
-    async def succeeded(self, redis: Redis, key: str) -> None:
-        await redis.delete(key)
+    async def succeeded(self, redis: Redis, username: str, client: str) -> None:
+        """The password was right: forget the pair's attempts, give the address this one back."""
+        client_key = self.client_key(client)
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self.key(username, client))
+            pipe.decr(client_key)
+            pipe.ttl(client_key)
+            *_, client_ttl = await pipe.execute()
+        if int(client_ttl) == -1:
+            # The window ended between the attempt and now, and DECR made a key that never
+            # expires: drop it rather than leave it forever.
+            await redis.delete(client_key)

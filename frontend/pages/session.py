@@ -16,7 +16,7 @@ from litestar.status_codes import (
 from api.auth import client_address, login_session, logout_session
 from core import db
 from core.errors import AuthenticationError, RateLimitedError
-from core.identity.services import WRONG_CREDENTIALS, authenticate
+from core.identity.services import WRONG_CREDENTIALS, authenticate, record_login
 from frontend.security import LOGIN_PATH, require_same_origin, safe_next
 from frontend.templating import current_user, render
 
@@ -79,15 +79,14 @@ class SessionPages(Controller):
                 status_code=HTTP_400_BAD_REQUEST,
             )
         try:
-            # The edge owns the transaction: a successful login stamps last_login_at.
-            async with db.transaction():
-                user = await authenticate(
-                    request.app.state.redis,
-                    username=username,
-                    password=password,
-                    client=client_address(request),
-                    settings=request.app.state.settings,
-                )
+            # argon2 runs before the transaction, so no database connection waits on it.
+            verified = await authenticate(
+                request.app.state.redis,
+                username=username,
+                password=password,
+                client=client_address(request),
+                settings=request.app.state.settings,
+            )
         except RateLimitedError as exc:
             return _login_form(
                 request,
@@ -106,6 +105,9 @@ class SessionPages(Controller):
                 error=WRONG_CREDENTIALS,
                 status_code=HTTP_401_UNAUTHORIZED,
             )
+        # The edge owns the transaction: a login stamps last_login_at and is audited.
+        async with db.transaction():
+            user = await record_login(verified)
         await login_session(request, user)
         return Redirect(next_path, status_code=HTTP_303_SEE_OTHER)
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from core import db
+from core.identity.passwords import verify_password
 from tests.api.test_auth_support import (
     PASSWORD,
     SESSION_COOKIE,
@@ -112,7 +113,7 @@ async def test_malformed_login_is_a_400_problem_not_a_500(http, body, detail):
 
 async def test_login_body_that_is_not_json_is_a_400(http):
     response = await http.post(
-        "/api/auth/login", content=b"username=tess", headers={"content-type": "text/plain"}
+        "/api/auth/login", content=b"username=tess", headers={"content-type": "application/json"}
     )
     assert response.status_code == 400
     problem = without_request_id(response)
@@ -120,6 +121,54 @@ async def test_login_body_that_is_not_json_is_a_400(http):
         "bad_request",
         "JSON is malformed: invalid character (byte 0)",
     )
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        # What a <form enctype="text/plain"> on another site sends: no CORS preflight needed.
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        None,
+    ],
+)
+async def test_a_login_not_sent_as_json_is_refused_before_anything_is_checked(
+    http, redis, content_type
+):
+    """Login CSRF: another site's form cannot sign this browser into the attacker's account,
+    even though the body is valid JSON and the password is right."""
+    await make_user("mallory", "technician")
+    body = b'{"username": "mallory", "password": "correct horse battery staple", "x": "="}'
+    headers = {} if content_type is None else {"content-type": content_type}
+
+    response = await http.post("/api/auth/login", content=body, headers=headers)
+
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "application/problem+json"
+    assert without_request_id(response) == {
+        "type": "about:blank#unsupported_media_type",
+        "title": "Unsupported media type",
+        "status": 415,
+        "detail": "Send the request body as JSON, with the header Content-Type: application/json.",
+        "code": "unsupported_media_type",
+        "instance": "/api/auth/login",
+    }
+    assert set_cookies(response) == []
+    assert await redis.keys("*") == []  # no session, and not even a counted attempt
+    assert await audit_events() == []
+
+
+async def test_json_with_a_charset_is_json(http):
+    await make_user("tess", "technician")
+
+    response = await http.post(
+        "/api/auth/login",
+        content=b'{"username": "tess", "password": "correct horse battery staple"}',
+        headers={"content-type": "Application/JSON; charset=utf-8"},
+    )
+
+    assert response.status_code == 200
 
 
 # ---------------------------------------------------------------- sessions
@@ -283,6 +332,44 @@ async def test_changing_own_password_refuses_a_wrong_current_password(http):
 
     assert response.status_code == 422
     assert response.json()["detail"] == "The current password is not correct."
+    assert await audit_events() == events_before
+    assert (await http.get("/api/auth/me")).status_code == 200
+
+
+async def test_guessing_the_current_password_is_limited_like_a_login(http):
+    user = await make_user("tess", "technician")
+    await login(http, "tess")
+    events_before = await audit_events()
+    change = {"current_password": "not my password!", "new_password": "a brand new passphrase"}
+    for _ in range(5):  # INFUSION_LOGIN_MAX_FAILURES defaults to 5
+        assert (await http.post("/api/auth/password", json=change)).status_code == 422
+
+    refused = await http.post("/api/auth/password", json={**change, "current_password": PASSWORD})
+
+    assert refused.status_code == 429
+    assert without_request_id(refused)["detail"] == (
+        "Too many failed logins; try again in 15 minutes."
+    )
+    [row] = await db.fetch("SELECT password_hash FROM app_user WHERE id = {}", user.id)
+    assert verify_password(row["password_hash"], PASSWORD)
+    assert await audit_events() == events_before
+
+
+async def test_changing_own_password_needs_a_json_body(http):
+    user = await make_user("tess", "technician")
+    await login(http, "tess")
+    events_before = await audit_events()
+
+    response = await http.post(
+        "/api/auth/password",
+        content=b'{"current_password": "correct horse battery staple",'
+        b' "new_password": "a brand new passphrase"}',
+        headers={"content-type": "text/plain"},
+    )
+
+    assert response.status_code == 415
+    [row] = await db.fetch("SELECT password_hash FROM app_user WHERE id = {}", user.id)
+    assert verify_password(row["password_hash"], PASSWORD)
     assert await audit_events() == events_before
     assert (await http.get("/api/auth/me")).status_code == 200
 

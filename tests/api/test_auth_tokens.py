@@ -216,3 +216,46 @@ async def test_token_creation_refuses_bad_input_with_a_sentence(served_app):
             assert response.json()["detail"] == detail
     assert await db.fetch("SELECT id FROM api_token") == []
     await client.aclose()
+
+
+async def test_token_ids_beyond_postgresql_integer_are_a_400_naming_the_parameter(served_app):
+    await make_user("tess", "technician")
+    client = await logged_in_client(served_app.url, "tess")
+    created = await create_token(client)
+
+    for token_id, limit in (("99999999999", "<= 2147483647"), ("0", ">= 1"), ("-1", ">= 1")):
+        response = await client.delete(f"/api/auth/tokens/{token_id}")
+        assert response.status_code == 400, token_id
+        assert without_request_id(response)["detail"] == (
+            f"Invalid request: token_id: Expected `int` {limit}"
+        )
+    [row] = await db.fetch("SELECT id, revoked_at FROM api_token")
+    assert (row["id"], row["revoked_at"]) == (created["id"], None)
+    await client.aclose()
+
+
+async def test_a_token_name_with_a_control_character_is_a_400_naming_the_field(served_app):
+    await make_user("tess", "technician")
+    client = await logged_in_client(served_app.url, "tess")
+
+    for name in ("label\x00printer", "label\x1bprinter"):
+        response = await client.post("/api/auth/tokens", json={"name": name})
+        assert response.status_code == 400
+        assert without_request_id(response)["detail"] == (
+            "Invalid request: data: name must not contain control characters (such as NUL)."
+        )
+    assert await db.fetch("SELECT id FROM api_token") == []
+    await client.aclose()
+
+
+async def test_creating_a_token_needs_a_json_body(served_app):
+    await make_user("tess", "technician")
+    client = await logged_in_client(served_app.url, "tess")
+
+    response = await client.post(
+        "/api/auth/tokens", content=b'{"name": "printer"}', headers={"content-type": "text/plain"}
+    )
+
+    assert response.status_code == 415
+    assert await db.fetch("SELECT id FROM api_token") == []
+    await client.aclose()

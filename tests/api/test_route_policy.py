@@ -14,21 +14,12 @@ from typing import Any
 from litestar import Controller, Litestar, get
 
 from api.app import create_app
-from api.guards import RoleGuard, requires
+from api.guards import is_public, requires, role_guards
 from core.identity.model import Role
 
 
 def _is_framework_handler(handler: Any) -> bool:
     return handler.fn.__module__.startswith("litestar.")
-
-
-def _role_guards(handler: Any) -> list[RoleGuard]:
-    return [
-        guard
-        for layer in handler.ownership_layers
-        for guard in (layer.guards or [])
-        if isinstance(guard, RoleGuard)
-    ]
 
 
 def policy_violations(app: Litestar) -> list[str]:
@@ -40,8 +31,8 @@ def policy_violations(app: Litestar) -> list[str]:
                 continue
             methods = ",".join(sorted(getattr(handler, "http_methods", None) or ["WS"]))
             where = f"{methods} {route.path} ({handler.handler_id})"
-            public = handler.opt.get("public") is True
-            guards = _role_guards(handler)
+            public = is_public(handler)
+            guards = role_guards(handler)
             if not public and not guards:
                 problems.append(f"{where}: neither requires(...) nor opt={{'public': True}}")
             if public and guards:
@@ -74,9 +65,8 @@ def test_the_identity_routes_are_guarded_as_intended(test_settings):
             if route.path.startswith(("/api/auth", "/api/users")) and not _is_framework_handler(
                 handler
             ):
-                guards = _role_guards(handler)
                 declared[handler.operation_id] = (
-                    "public" if handler.opt.get("public") else [repr(g) for g in guards]
+                    "public" if is_public(handler) else [repr(g) for g in role_guards(handler)]
                 )
 
     assert declared == {
@@ -87,11 +77,11 @@ def test_the_identity_routes_are_guarded_as_intended(test_settings):
         "listMyTokens": ["requires()"],
         "createToken": ["requires(interactive=True)"],
         "revokeToken": ["requires()"],
-        "listUsers": ["requires(admin)"],
-        "createUser": ["requires(admin)"],
-        "getUser": ["requires(admin)"],
-        "updateUser": ["requires(admin)"],
-        "setUserPassword": ["requires(admin)"],
+        "listUsers": ["requires(admin, interactive=True)"],
+        "createUser": ["requires(admin, interactive=True)"],
+        "getUser": ["requires(admin, interactive=True)"],
+        "updateUser": ["requires(admin, interactive=True)"],
+        "setUserPassword": ["requires(admin, interactive=True)"],
     }
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from core import db
 from core.identity.passwords import verify_password
+from core.identity.services import issue_token
 from tests.api.test_auth_support import (
     PASSWORD,
     audit_events,
@@ -263,30 +264,79 @@ async def test_a_patch_that_changes_nothing_writes_no_event(admin):
     assert await audit_events() == events
 
 
-async def test_the_last_active_admin_cannot_be_removed(admin):
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        # Separation of duties: an admin granting themself pharmacist could verify product.
+        (
+            {"roles": ["pharmacist", "admin"]},
+            "You cannot change your own roles; another admin must do it.",
+        ),
+        (
+            {"roles": ["technician"], "reason": "stepping down"},
+            "You cannot change your own roles; another admin must do it.",
+        ),
+        (
+            {"is_active": False},
+            "You cannot deactivate your own account; another admin must do it.",
+        ),
+        (
+            {"display_name": "Ada L.", "is_active": False},
+            "You cannot deactivate your own account; another admin must do it.",
+        ),
+    ],
+)
+async def test_an_admin_cannot_change_their_own_roles_or_active_flag(admin, change, detail):
+    await make_user("bea", "admin")  # not the last-admin rule: another admin exists
     events = await audit_events()
 
-    demote = await admin.patch(f"/api/users/{admin.user.id}", json={"roles": ["pharmacist"]})
-    deactivate = await admin.patch(f"/api/users/{admin.user.id}", json={"is_active": False})
+    response = await admin.patch(f"/api/users/{admin.user.id}", json=change)
 
-    for response in (demote, deactivate):
-        assert response.status_code == 422
-        assert response.json()["detail"] == (
-            "This would leave no active admin; make another user an admin first."
-        )
+    assert response.status_code == 403
+    assert without_request_id(response) == {
+        "type": "about:blank#own_account",
+        "title": "Forbidden",
+        "status": 403,
+        "detail": detail,
+        "code": "own_account",
+        "instance": f"/api/users/{admin.user.id}",
+    }
     assert await audit_events() == events
-    [row] = await db.fetch("SELECT roles, is_active FROM app_user WHERE id = {}", admin.user.id)
-    assert (row["roles"], row["is_active"]) == (["admin"], True)
+    [row] = await db.fetch(
+        "SELECT display_name, roles, is_active FROM app_user WHERE id = {}", admin.user.id
+    )
+    assert (row["display_name"], row["roles"], row["is_active"]) == ("Ada (test)", ["admin"], True)
+    assert (await admin.get("/api/users")).status_code == 200
 
 
-async def test_an_admin_may_step_down_when_another_admin_remains(admin):
-    await make_user("bea", "admin")
-
-    response = await admin.patch(f"/api/users/{admin.user.id}", json={"roles": ["pharmacist"]})
+async def test_an_admin_may_rename_themself_and_restate_their_roles(admin):
+    response = await admin.patch(
+        f"/api/users/{admin.user.id}", json={"display_name": "Ada Lovelace", "roles": ["admin"]}
+    )
 
     assert response.status_code == 200
-    # The session goes on, but without the admin role from this request on.
+    assert (response.json()["display_name"], response.json()["roles"]) == (
+        "Ada Lovelace",
+        ["admin"],
+    )
+    [event] = [e for e in await audit_events() if e["action"] == "user.updated"]
+    assert (event["before"], event["after"]) == (
+        {"display_name": "Ada (test)"},
+        {"display_name": "Ada Lovelace"},
+    )
+
+
+async def test_another_admin_can_take_the_admin_role_away(admin, served_app):
+    await make_user("bea", "admin")
+    bea = await logged_in_client(served_app.url, "bea")
+
+    response = await bea.patch(f"/api/users/{admin.user.id}", json={"roles": ["pharmacist"]})
+
+    assert response.status_code == 200
+    assert response.json()["roles"] == ["pharmacist"]
+    # Ada's session goes on, but without the admin role from this request on.
     assert (await admin.get("/api/users")).status_code == 403
+    await bea.aclose()
 
 
 async def test_unknown_user_is_404(admin):
@@ -313,3 +363,168 @@ async def test_admin_resets_a_password_and_the_users_sessions_end(admin, served_
     assert set(event["after"]) == {"password_changed_at"}
     assert event["reason"] == "forgot it"
     await session.aclose()
+
+
+async def test_an_admin_cannot_reset_their_own_password(admin):
+    events = await audit_events()
+
+    response = await admin.put(
+        f"/api/users/{admin.user.id}/password", json={"password": "taken over quietly"}
+    )
+
+    assert response.status_code == 403
+    assert without_request_id(response) == {
+        "type": "about:blank#own_account",
+        "title": "Forbidden",
+        "status": 403,
+        "detail": "You cannot reset your own password as an admin; change it with your "
+        "current password (POST /api/auth/password).",
+        "code": "own_account",
+        "instance": f"/api/users/{admin.user.id}/password",
+    }
+    [row] = await db.fetch("SELECT password_hash FROM app_user WHERE id = {}", admin.user.id)
+    assert verify_password(row["password_hash"], PASSWORD)
+    assert await audit_events() == events
+    assert (await admin.get("/api/auth/me")).status_code == 200
+
+
+# ---------------------------------------------------------------- API tokens
+
+
+async def test_an_admin_api_token_cannot_manage_users(http):
+    """A leaked integration token must not mint accounts (an admin + pharmacist one would
+    defeat separation of duties) nor change or read them."""
+    ada = await make_user("ada", "admin")
+    tess = await make_user("tess", "technician")
+    async with db.transaction():
+        _, token = await issue_token(ada.id, name="integration", actor="test")
+    bearer = {"authorization": f"Bearer {token}"}
+    events = await audit_events()
+    mallory = {**NEW_USER, "username": "mallory", "roles": ["admin", "pharmacist"]}
+
+    responses = [
+        await http.get("/api/users", headers=bearer),
+        await http.post("/api/users", json=mallory, headers=bearer),
+        await http.get(f"/api/users/{tess.id}", headers=bearer),
+        await http.patch(f"/api/users/{tess.id}", json={"roles": ["admin"]}, headers=bearer),
+        await http.put(
+            f"/api/users/{tess.id}/password", json={"password": "x" * 20}, headers=bearer
+        ),
+    ]
+
+    for response in responses:
+        assert response.status_code == 403
+        assert without_request_id(response)["detail"] == (
+            "This must be done by a person logged in, not with an API token."
+        )
+    assert await user_count() == 2
+    [row] = await db.fetch("SELECT roles, password_hash FROM app_user WHERE id = {}", tess.id)
+    assert row["roles"] == ["technician"]
+    assert verify_password(row["password_hash"], PASSWORD)
+    assert await audit_events() == events
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "detail"),
+    [
+        ("GET", "/api/users/99999999999", None, "user_id: Expected `int` <= 2147483647"),
+        ("GET", "/api/users/2147483648", None, "user_id: Expected `int` <= 2147483647"),
+        ("GET", "/api/users/0", None, "user_id: Expected `int` >= 1"),
+        ("GET", "/api/users/-3", None, "user_id: Expected `int` >= 1"),
+        (
+            "PATCH",
+            "/api/users/99999999999",
+            {"is_active": False},
+            "user_id: Expected `int` <= 2147483647",
+        ),
+        (
+            "PUT",
+            "/api/users/99999999999/password",
+            {"password": "a long enough password"},
+            "user_id: Expected `int` <= 2147483647",
+        ),
+    ],
+)
+async def test_ids_beyond_postgresql_integer_are_a_400_naming_the_parameter(
+    admin, method, path, body, detail
+):
+    events = await audit_events()
+
+    response = await admin.request(method, path, json=body)
+
+    assert response.status_code == 400
+    problem = without_request_id(response)
+    assert (problem["code"], problem["detail"]) == ("invalid_request", f"Invalid request: {detail}")
+    assert await audit_events() == events
+
+
+async def test_the_largest_id_is_a_404_not_a_400(admin):
+    response = await admin.get("/api/users/2147483647")
+
+    assert response.status_code == 404
+    assert response.json()["detail"] == "There is no user with id 2147483647."
+
+
+@pytest.mark.parametrize("character", ["\x00", "\x07", "\x1b", "\x7f"])
+async def test_control_characters_in_names_and_reasons_are_a_400_naming_the_field(admin, character):
+    tess = await make_user("tess", "technician")
+    count, events = await user_count(), await audit_events()
+    cases = [
+        ("POST", "/api/users", {**NEW_USER, "display_name": f"Nadia{character}"}, "display_name"),
+        ("PATCH", f"/api/users/{tess.id}", {"display_name": f"T{character}"}, "display_name"),
+        (
+            "PATCH",
+            f"/api/users/{tess.id}",
+            {"is_active": False, "reason": f"left{character}"},
+            "reason",
+        ),
+        (
+            "PUT",
+            f"/api/users/{tess.id}/password",
+            {"password": "handed over in person", "reason": f"forgot{character}"},
+            "reason",
+        ),
+    ]
+
+    for method, path, body, field in cases:
+        response = await admin.request(method, path, json=body)
+        assert response.status_code == 400, (method, path, response.text)
+        assert without_request_id(response)["detail"] == (
+            f"Invalid request: data: {field} must not contain control characters (such as NUL)."
+        )
+    assert await user_count() == count
+    assert await audit_events() == events
+    [row] = await db.fetch(
+        "SELECT display_name, is_active, password_hash FROM app_user WHERE id = {}", tess.id
+    )
+    assert (row["display_name"], row["is_active"]) == ("Tess (test)", True)
+    assert verify_password(row["password_hash"], PASSWORD)
+
+
+async def test_line_breaks_in_a_reason_are_kept(admin):
+    tess = await make_user("tess", "technician")
+
+    response = await admin.patch(
+        f"/api/users/{tess.id}", json={"is_active": False, "reason": "left\r\nsee HR ticket\t42"}
+    )
+
+    assert response.status_code == 200
+    [event] = [e for e in await audit_events() if e["action"] == "user.deactivated"]
+    assert event["reason"] == "left\r\nsee HR ticket\t42"
+
+
+async def test_creating_a_user_needs_a_json_body(admin):
+    count = await user_count()
+
+    response = await admin.post(
+        "/api/users",
+        content=b'{"username": "mallory", "display_name": "M", "password": "mallory-password-1",'
+        b' "roles": ["admin", "pharmacist"]}',
+        headers={"content-type": "text/plain"},
+    )
+
+    assert response.status_code == 415
+    assert await user_count() == count

@@ -10,17 +10,22 @@ from argon2 import PasswordHasher
 from api.seed import SeedReport
 from core import db
 from core.errors import AuthenticationError, ConflictError, DomainError
+from core.identity.errors import LastAdminError, OwnAccountError
 from core.identity.model import Role
 from core.identity.passwords import needs_rehash, verify_password
 from core.identity.seed import DEMO_PASSWORD, seed_users
 from core.identity.services import (
     authenticate,
     create_user,
+    record_login,
+    resolve_token,
     set_password,
-    user_for_token,
+    update_user,
+    verify_password_change,
 )
 from core.identity.tables import User
-from tests.api.test_auth_support import audit_events, make_user, user_count
+from core.identity.throttle import Throttle
+from tests.api.test_auth_support import PASSWORD, audit_events, make_user, user_count
 
 
 async def test_create_user_stores_a_normalised_account_and_one_event():
@@ -91,8 +96,11 @@ async def test_login_upgrades_a_hash_made_with_older_parameters(redis):
     )
     [before] = await User.select(User.password_changed_at).where(User.id == user.id)
 
+    verified = await authenticate(
+        redis, username="tess", password="an old passphrase", client="10.0.0.1"
+    )
     async with db.transaction():
-        await authenticate(redis, username="tess", password="an old passphrase", client="10.0.0.1")
+        await record_login(verified)
 
     [after] = await User.select(User.password_hash, User.password_changed_at).where(
         User.id == user.id
@@ -103,18 +111,66 @@ async def test_login_upgrades_a_hash_made_with_older_parameters(redis):
     assert after["password_changed_at"] == before["password_changed_at"]
 
 
-async def test_authenticate_failure_inside_the_edge_transaction_counts_but_writes_nothing(redis):
+async def test_a_hash_upgrade_never_brings_back_a_password_changed_meanwhile(redis):
+    old_hasher = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+    user = await make_user("tess", "technician")
+    await User.update({User.password_hash: old_hasher.hash("an old passphrase")}).where(
+        User.id == user.id
+    )
+    verified = await authenticate(
+        redis, username="tess", password="an old passphrase", client="10.0.0.1"
+    )
+    async with db.transaction():
+        await set_password(user.id, password="reset by an admin", actor="test")
+
+    async with db.transaction():
+        await record_login(verified)
+
+    [row] = await User.select(User.password_hash).where(User.id == user.id)
+    assert verify_password(row["password_hash"], "reset by an admin")
+    assert not verify_password(row["password_hash"], "an old passphrase")
+
+
+async def test_a_failed_login_counts_one_attempt_and_writes_nothing(redis):
     await make_user("tess", "technician")
 
     with pytest.raises(AuthenticationError) as refused:
-        async with db.transaction():
-            await authenticate(redis, username="tess", password="wrong password!", client="c1")
+        await authenticate(redis, username="tess", password="wrong password!", client="c1")
 
     assert refused.value.message == "Wrong username or password."
     assert await audit_events() == []
-    [key] = await redis.keys("infusion:login-failures:*")
-    assert await redis.get(key) == b"1"
-    assert 0 < await redis.ttl(key) <= 15 * 60
+    assert sorted(await redis.keys("infusion:login-failures*")) == [
+        Throttle.client_key("c1").encode(),
+        Throttle.key("tess", "c1").encode(),
+    ]
+    for key in (Throttle.key("tess", "c1"), Throttle.client_key("c1")):
+        assert await redis.get(key) == b"1"
+        assert 0 < await redis.ttl(key) <= 15 * 60
+
+
+async def test_password_checks_refuse_to_run_inside_a_transaction(redis):
+    """argon2 inside a transaction would hold a pooled connection for its whole wait."""
+    user = await make_user("tess", "technician")
+
+    with pytest.raises(RuntimeError) as login:
+        async with db.transaction():
+            await authenticate(redis, username="tess", password=PASSWORD, client="c1")
+    with pytest.raises(RuntimeError) as change:
+        async with db.transaction():
+            await verify_password_change(
+                redis,
+                user_id=user.id,
+                current_password=PASSWORD,
+                new_password="a brand new passphrase",
+                client="c1",
+            )
+
+    assert str(login.value) == (
+        "authenticate() verifies a password: call it before opening core.db.transaction(), "
+        "so no pooled connection waits on argon2"
+    )
+    assert str(change.value).startswith("verify_password_change() verifies a password:")
+    assert await redis.keys("*") == []
 
 
 async def test_set_password_applies_the_policy_and_keeps_the_old_one_on_refusal():
@@ -132,10 +188,67 @@ async def test_set_password_applies_the_policy_and_keeps_the_old_one_on_refusal(
     assert await audit_events() == []
 
 
-async def test_user_for_token_ignores_malformed_and_unknown_tokens():
-    assert await user_for_token("") is None
-    assert await user_for_token("inf_zzzzzzzz_" + "a" * 43) is None
-    assert await user_for_token("inf_0123abcd_" + "a" * 43) is None
+async def test_resolve_token_ignores_malformed_and_unknown_tokens():
+    assert await resolve_token("") is None
+    assert await resolve_token("inf_zzzzzzzz_" + "a" * 43) is None
+    assert await resolve_token("inf_0123abcd_" + "a" * 43) is None
+
+
+async def test_the_last_active_admin_cannot_be_removed_even_from_the_cli():
+    """Without an acting admin (the CLI), the only rule left is that an admin remains."""
+    ada = await make_user("ada", "admin")
+
+    for change in ({"roles": ["pharmacist"]}, {"is_active": False}):
+        with pytest.raises(LastAdminError) as refused:
+            async with db.transaction():
+                await update_user(ada.id, actor="cli:ops", **change)
+        assert refused.value.message == (
+            "This would leave no active admin; make another user an admin first."
+        )
+        assert refused.value.status == 422
+    [row] = await User.select(User.roles, User.is_active).where(User.id == ada.id)
+    assert (row["roles"], row["is_active"]) == (["admin"], True)
+    assert await audit_events() == []
+
+
+async def test_an_acting_admin_is_refused_on_their_own_account_but_the_cli_is_not():
+    ada = await make_user("ada", "admin")
+    await make_user("bea", "admin")
+
+    with pytest.raises(OwnAccountError) as roles:
+        async with db.transaction():
+            await update_user(
+                ada.id, actor="user:1", roles=["admin", "pharmacist"], acting_user_id=ada.id
+            )
+    with pytest.raises(OwnAccountError) as reset:
+        async with db.transaction():
+            await set_password(
+                ada.id, password="a new passphrase", actor="user:1", acting_user_id=ada.id
+            )
+
+    assert (roles.value.status, roles.value.code) == (403, "own_account")
+    assert reset.value.message == (
+        "You cannot reset your own password as an admin; change it with your current password "
+        "(POST /api/auth/password)."
+    )
+    assert await audit_events() == []
+    async with db.transaction():
+        await update_user(ada.id, actor="cli:ops", roles=["admin", "pharmacist"])
+    [row] = await User.select(User.roles).where(User.id == ada.id)
+    assert row["roles"] == ["pharmacist", "admin"]
+
+
+async def test_a_control_character_in_a_reason_is_refused_by_the_service_too():
+    tess = await make_user("tess", "technician")
+
+    with pytest.raises(DomainError) as refused:
+        async with db.transaction():
+            await update_user(tess.id, actor="cli:ops", is_active=False, reason="left\x00")
+
+    assert refused.value.message == "A reason must not contain control characters."
+    [row] = await User.select(User.is_active).where(User.id == tess.id)
+    assert row["is_active"] is True
+    assert await audit_events() == []
 
 
 async def test_demo_seed_creates_five_users_once_and_lists_working_logins():

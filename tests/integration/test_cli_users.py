@@ -133,6 +133,37 @@ async def test_list_set_password_and_deactivate(infusion):
     ]
 
 
+async def test_the_cli_cannot_deactivate_the_last_active_admin(infusion):
+    """The CLI has no acting admin, so an operator may change any account, but an active admin
+    must remain."""
+    await make_user("ada", "admin")
+
+    result = infusion("deactivate", "ada")
+
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1,
+        "",
+        "error: This would leave no active admin; make another user an admin first.\n",
+    )
+    [ada] = await User.objects()
+    assert ada.is_active is True
+    assert await audit_rows() == []
+
+
+async def test_a_reason_with_a_control_character_is_refused_with_a_sentence(infusion):
+    await make_user("pat.pharm", "pharmacist")
+
+    result = infusion("deactivate", "pat.pharm", "--reason", "left\x1b[2J")
+
+    assert (result.returncode, result.stderr) == (
+        1,
+        "error: A reason must not contain control characters.\n",
+    )
+    [pat] = await User.objects()
+    assert pat.is_active is True
+    assert await audit_rows() == []
+
+
 async def test_commands_on_an_unknown_user_exit_1_with_a_sentence(infusion):
     result = infusion("deactivate", "nobody.here")
 

@@ -21,6 +21,10 @@ import pytest
 from tests.fixtures import free_port
 from tests.servers import ROOT
 
+# CPU-heavy: never alongside the other heavy tests (they share one xdist worker), so
+# timings such as "a later start is under 10 s" measure the product, not the contention.
+pytestmark = pytest.mark.xdist_group("heavy")
+
 
 def dev_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}

@@ -16,7 +16,9 @@ from core.identity.model import (
     ROLE_ORDER,
     Role,
     check_password,
+    check_reason,
     has_any_role,
+    has_control_characters,
     normalise_display_name,
     normalise_roles,
     normalise_token_name,
@@ -195,3 +197,22 @@ NAIVE_2100 = datetime(2100, 1, 1)  # noqa: DTZ001
 def test_password_stamp_is_exact_to_the_microsecond(aware):
     assert password_stamp(aware + timedelta(microseconds=1)) == password_stamp(aware) + 1
     assert password_stamp(aware) == password_stamp(aware.astimezone(UTC))
+
+
+@pytest.mark.parametrize("character", ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x7f"])
+def test_control_characters_are_refused_in_names_and_reasons(character):
+    for function, sentence in (
+        (normalise_display_name, "A display name must not contain control characters."),
+        (normalise_token_name, "An API token name must not contain control characters."),
+        (check_reason, "A reason must not contain control characters."),
+    ):
+        with pytest.raises(IdentityPolicyError) as refused:
+            function(f"label{character}printer")
+        assert refused.value.message == sentence
+    assert has_control_characters(character)
+
+
+def test_tabs_and_line_breaks_are_not_control_characters_here():
+    assert not has_control_characters("left\r\nsee ticket\t42 ✓ Ωmega")
+    assert check_reason("left\r\nsee ticket\t42") == "left\r\nsee ticket\t42"
+    assert normalise_display_name("Dr.\tPriya\r\nRaman") == "Dr. Priya Raman"
