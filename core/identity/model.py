@@ -95,30 +95,34 @@ def has_control_characters(text: str) -> bool:
     return _CONTROL_CHARS.search(text) is not None
 
 
-def normalise_display_name(raw: str) -> str:
+def _one_line_label(raw: str, *, what: str, missing: str, max_len: int) -> str:
+    """Spaces folded, no control characters, not empty, not too long."""
     if has_control_characters(raw):
-        raise IdentityPolicyError("A display name must not contain control characters.")
+        raise IdentityPolicyError(f"{what} must not contain control characters.")
     name = " ".join(raw.split())
     if not name:
-        raise IdentityPolicyError("A display name is required.")
-    if len(name) > DISPLAY_NAME_MAX:
-        raise IdentityPolicyError(
-            f"A display name must be at most {DISPLAY_NAME_MAX} characters long."
-        )
+        raise IdentityPolicyError(missing)
+    if len(name) > max_len:
+        raise IdentityPolicyError(f"{what} must be at most {max_len} characters long.")
     return name
+
+
+def normalise_display_name(raw: str) -> str:
+    return _one_line_label(
+        raw,
+        what="A display name",
+        missing="A display name is required.",
+        max_len=DISPLAY_NAME_MAX,
+    )
 
 
 def normalise_token_name(raw: str) -> str:
-    if has_control_characters(raw):
-        raise IdentityPolicyError("An API token name must not contain control characters.")
-    name = " ".join(raw.split())
-    if not name:
-        raise IdentityPolicyError("An API token needs a name saying what uses it.")
-    if len(name) > TOKEN_NAME_MAX:
-        raise IdentityPolicyError(
-            f"An API token name must be at most {TOKEN_NAME_MAX} characters long."
-        )
-    return name
+    return _one_line_label(
+        raw,
+        what="An API token name",
+        missing="An API token needs a name saying what uses it.",
+        max_len=TOKEN_NAME_MAX,
+    )
 
 
 def check_reason(reason: str) -> str:
