@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -23,9 +22,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from bench.registry import BenchmarkError
+from core.embedded import free_loopback_port, reachable, stop_process, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DATABASE = "infusion_bench"
@@ -34,14 +33,6 @@ LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
 
 # ------------------------------------------------------------------ PostgreSQL and Redis
-
-
-def reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 async def _create_database(admin_url: str, name: str) -> None:
@@ -54,10 +45,6 @@ async def _create_database(admin_url: str, name: str) -> None:
             await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
 @dataclass(frozen=True)
@@ -78,7 +65,7 @@ def bench_backends() -> Iterator[Backends]:
     try:
         if not database_url and reachable("127.0.0.1", 5432):
             asyncio.run(_create_database(LOCAL_PG_ADMIN, BENCH_DATABASE))
-            database_url = _with_database(LOCAL_PG_ADMIN, BENCH_DATABASE)
+            database_url = with_database(LOCAL_PG_ADMIN, BENCH_DATABASE)
             where = f"PostgreSQL 127.0.0.1:5432/{BENCH_DATABASE}"
         if not redis_url and reachable("127.0.0.1", 6379):
             redis_url = LOCAL_REDIS
@@ -108,12 +95,6 @@ def migrate(backends: Backends) -> None:
 
 
 # ------------------------------------------------------------------ served processes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -148,18 +129,12 @@ class Served:
             return 0
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
 
 
 def serve(name: str, command: list[str], env: dict[str, str], log_path: Path) -> Served:
     """Start `command` (which must serve on `{port}`) with its output in `log_path`."""
-    port = free_port()
+    port = free_loopback_port()
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(  # noqa: S603 (our own commands)
             [part.format(port=port) for part in command],

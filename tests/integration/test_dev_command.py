@@ -18,7 +18,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.fixtures import free_port
+from core.embedded import free_loopback_port
 from tests.servers import ROOT
 
 # CPU-heavy: never alongside the other heavy tests (they share one xdist worker), so
@@ -39,6 +39,18 @@ def start_dev(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
         env=dev_env(data_dir),
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
+    )
+
+
+def dev_to_completion(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Run `infusion dev` expecting it to refuse and exit (it is never interrupted here)."""
+    return subprocess.run(
+        [sys.executable, "-m", "api", "dev", "--port", str(free_loopback_port())],
+        cwd=ROOT,
+        env=dev_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -77,7 +89,7 @@ def interrupt(process: subprocess.Popen[bytes]) -> int:
 
 def test_dev_serves_on_embedded_servers_and_stops_everything_on_ctrl_c(tmp_path: Path):
     data_dir = tmp_path / "data"
-    port = free_port()
+    port = free_loopback_port()
     log = tmp_path / "dev.log"
     process = start_dev(data_dir, port, log)
     try:
@@ -100,14 +112,7 @@ def test_dev_serves_on_embedded_servers_and_stops_everything_on_ctrl_c(tmp_path:
         assert running_servers(data_dir) == ["postgres", "redis"]
 
         # A second `infusion dev` on the same folder is refused with a sentence, exit 2.
-        second = subprocess.run(
-            [sys.executable, "-m", "api", "dev", "--port", str(free_port())],
-            cwd=ROOT,
-            env=dev_env(data_dir),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        second = dev_to_completion(data_dir)
         assert second.returncode == 2
         assert (
             f"error: The data folder {data_dir} is in use by another infusion process"
@@ -139,14 +144,7 @@ def test_dev_refuses_a_damaged_postgres_folder(tmp_path: Path):
     data_dir = tmp_path / "data"
     (data_dir / "postgres").mkdir(parents=True)
     (data_dir / "postgres" / "base").mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "api", "dev", "--port", str(free_port())],
-        cwd=ROOT,
-        env=dev_env(data_dir),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = dev_to_completion(data_dir)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"error: The PostgreSQL data folder {data_dir / 'postgres'} is damaged (no PG_VERSION "
