@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.queue import job, sweep_outbox
 
 
-@job("core.sweep_outbox", timeout=120)
+@job("core.sweep_outbox", timeout=120, cron={"second": 0, "run_at_startup": True})
 async def sweep_outbox_job() -> None:
     # The sweeper pushes to Redis inside its transaction: the rows it pushes were committed
     # long ago, and a repeated push of the same job id is refused by arq.
@@ -13,4 +13,4 @@ async def sweep_outbox_job() -> None:
 
 
 JOBS = [sweep_outbox_job]
-CRON = [sweep_outbox_job.arq_cron(second=0, run_at_startup=True)]
+CRON = [sweep_outbox_job.arq_cron()]

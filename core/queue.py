@@ -19,7 +19,7 @@ import asyncio
 import functools
 import json
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +47,9 @@ class JobDef:
     name: str
     body: JobBody
     timeout: int
+    # arq cron fields (second=, minute=, hour=, run_at_startup=, ...), declared on the job
+    # itself so the worker finds every schedule through the contexts' jobs (no central table).
+    cron: Mapping[str, Any] | None = None
 
     def _runner(self) -> Callable[..., Awaitable[Any]]:
         async def run(ctx: dict[str, Any], *ids: Id) -> Any:
@@ -58,21 +61,28 @@ class JobDef:
     def arq_function(self) -> Function:
         return func(self._runner(), name=self.name, timeout=self.timeout)
 
-    def arq_cron(self, **schedule: Any) -> CronJob:
-        """A cron entry; `unique` stops two workers running the same tick twice."""
-        return cron(self._runner(), name=self.name, timeout=self.timeout, unique=True, **schedule)
+    def arq_cron(self) -> CronJob:
+        """Its cron entry; `unique` stops two workers running the same tick twice."""
+        if self.cron is None:
+            raise ValueError(f"job {self.name!r} declares no cron schedule")
+        return cron(
+            self._runner(), name=self.name, timeout=self.timeout, unique=True, **dict(self.cron)
+        )
 
 
 _registry: dict[str, JobDef] = {}
 
 
-def job(name: str, *, timeout: int = 60) -> Callable[[JobBody], JobDef]:
-    """Declare a job. Short timeouts shorten recovery after a worker dies (STACK.md, arq)."""
+def job(
+    name: str, *, timeout: int = 60, cron: Mapping[str, Any] | None = None
+) -> Callable[[JobBody], JobDef]:
+    """Declare a job, and its cron schedule if it has one. Short timeouts shorten recovery
+    after a worker dies (STACK.md, arq)."""
 
     def register(body: JobBody) -> JobDef:
         if name in _registry and _registry[name].body is not body:
             raise ValueError(f"job name {name!r} is declared twice")
-        definition = JobDef(name=name, body=body, timeout=timeout)
+        definition = JobDef(name=name, body=body, timeout=timeout, cron=cron)
         _registry[name] = definition
         return definition
 
