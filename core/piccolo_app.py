@@ -7,13 +7,13 @@ from pathlib import Path
 from piccolo.conf.apps import AppConfig
 
 from core.audit.tables import AuditEvent
-from core.identity.tables import ApiToken, User
+from core.identity.tables import ApiToken, RoleGrantRequest, User
 from core.tables import OutboxJob
 
 APP_CONFIG = AppConfig(
     app_name="core",
     migrations_folder_path=str(Path(__file__).parent / "piccolo_migrations"),
-    table_classes=[User, ApiToken, AuditEvent, OutboxJob],
+    table_classes=[User, ApiToken, RoleGrantRequest, AuditEvent, OutboxJob],
     migration_dependencies=[],
     commands=[],
 )

@@ -95,6 +95,16 @@ SETTINGS_DOC: tuple[Setting, ...] = (
         default="15",
         meaning="How long the failures are counted and the lockout lasts",
     ),
+    Setting(
+        env="INFUSION_SIGNATURE_MAX_FAILURES",
+        default="3",
+        meaning="Wrong passwords when e-signing, per person, before signing is refused",
+    ),
+    Setting(
+        env="INFUSION_SIGNATURE_LOCKOUT_MINUTES",
+        default="15",
+        meaning="How long wrong e-signature passwords are counted and signing stays refused",
+    ),
 )
 
 
@@ -114,6 +124,8 @@ class Settings:
     session_hours: int
     login_max_failures: int
     login_lockout_minutes: int
+    signature_max_failures: int = 3
+    signature_lockout_minutes: int = 15
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -220,4 +232,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         session_hours=_int(env, "INFUSION_SESSION_HOURS", 12, 1),
         login_max_failures=_int(env, "INFUSION_LOGIN_MAX_FAILURES", 5, 1),
         login_lockout_minutes=_int(env, "INFUSION_LOGIN_LOCKOUT_MINUTES", 15, 1),
+        signature_max_failures=_int(env, "INFUSION_SIGNATURE_MAX_FAILURES", 3, 1),
+        signature_lockout_minutes=_int(env, "INFUSION_SIGNATURE_LOCKOUT_MINUTES", 15, 1),
     )

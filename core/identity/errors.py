@@ -34,3 +34,32 @@ class UserNotFoundError(NotFoundError):
 
 class TokenNotFoundError(NotFoundError):
     code = "token_not_found"
+
+
+class PasswordChangeRequiredError(PermissionDeniedError):
+    """An admin set this account's password: until its owner chooses a new one, the session
+    may change the password and nothing else (403)."""
+
+    code = "password_change_required"
+
+
+class GrantRequestNotFoundError(NotFoundError):
+    code = "role_request_not_found"
+
+
+class OwnGrantRequestError(PermissionDeniedError):
+    """Two-person rule: whoever asked for a privileged role cannot also approve it (403)."""
+
+    code = "own_role_request"
+
+
+class GrantRequestDecidedError(ConflictError):
+    """The request was approved or rejected already (409)."""
+
+    code = "role_request_decided"
+
+
+class SignatureNeedsPersonError(PermissionDeniedError):
+    """An e-signature is a person's act: an API token can never sign (403)."""
+
+    code = "signature_needs_person"

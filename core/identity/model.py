@@ -5,8 +5,10 @@ Every refusal is an `IdentityPolicyError` (422) carrying one sentence a person c
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Container, Iterable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -25,6 +27,12 @@ class Role(StrEnum):
 
 
 ROLE_ORDER: tuple[Role, ...] = tuple(Role)
+
+# Roles that take two admins to grant (two-person rule): with either, one person could
+# otherwise make an account that verifies product or manages accounts, sign in as it and
+# approve their own work. Granting these through the API opens a request that a second admin
+# approves; the demo seed and `infusion users create` on the server's shell are the exceptions.
+PRIVILEGED_ROLES: frozenset[Role] = frozenset({Role.admin, Role.pharmacist})
 
 USERNAME_MIN = 3
 USERNAME_MAX = 150
@@ -64,15 +72,88 @@ def username_or_none(raw: str) -> str | None:
         return None
 
 
-def check_password(password: str, *, username: str) -> None:
-    """At least 12 characters, at most 1024, and not the username (NIST SP 800-63B: length
-    over composition rules)."""
+# The password published in the README for the fictional demo accounts. Anyone can read it,
+# so it is refused as a new password everywhere but on a developer's machine; the demo seed
+# itself is the one place that sets it (core.identity.seed).
+DEMO_PASSWORD = "infusion-demo-2026"  # noqa: S105  (published on purpose; refused outside dev)
+# Words of this service a person is likely to build a password from (NIST SP 800-63B 5.1.1.2:
+# "context-specific words, such as the name of the service, the username").
+CONTEXT_WORDS = frozenset({"infusion", "infusions", "pharmacy", "pharmacist", "password"})
+_NOT_LETTERS = re.compile(r"[^a-z]+")
+
+
+def check_password(
+    password: str,
+    *,
+    username: str,
+    common: Container[str] = frozenset(),
+    allow_demo_password: bool = False,
+) -> None:
+    """NIST SP 800-63B 5.1.1.2 for a password a person chooses (or an admin sets):
+
+    - 12 to 1024 characters, any characters but control characters (a NUL or an escape
+      sequence cannot be typed at a sign-in form and garbles terminals and logs); spaces and
+      every other Unicode character are allowed;
+    - no composition rules (no "one digit, one capital"): they make passwords harder to
+      remember without making them harder to guess;
+    - not a known common or breached password: `common` holds them lower-cased
+      (core.identity.common_passwords) and the check ignores case and surrounding spaces;
+    - not the username, the service's name or one of them with digits and symbols around it,
+      nor one character or a short run repeated, nor a plain sequence (`abcdefghijkl`);
+    - not the published demo password, unless `allow_demo_password` (development only).
+    """
+    if has_password_control_characters(password):
+        raise IdentityPolicyError("A password must not contain control characters.")
     if len(password) < PASSWORD_MIN:
         raise IdentityPolicyError(f"A password must be at least {PASSWORD_MIN} characters long.")
     if len(password) > PASSWORD_MAX:
         raise IdentityPolicyError(f"A password must be at most {PASSWORD_MAX} characters long.")
-    if password.strip().lower() == username.strip().lower():
+    folded = password.strip().lower()
+    name = username.strip().lower()
+    if folded == name:
         raise IdentityPolicyError("A password must not be the same as the username.")
+    if folded == DEMO_PASSWORD and not allow_demo_password:
+        raise IdentityPolicyError(
+            "The demo password is published; choose a password nobody else knows."
+        )
+    if folded in common:
+        raise IdentityPolicyError(
+            "This password is on a list of common or breached passwords; choose another."
+        )
+    letters = _NOT_LETTERS.sub("", folded)
+    if letters and letters in {*CONTEXT_WORDS, _NOT_LETTERS.sub("", name)}:
+        raise IdentityPolicyError(
+            "A password must be more than the username or this service's name with digits "
+            "or symbols added."
+        )
+    if is_repetitive_or_sequential(folded):
+        raise IdentityPolicyError(
+            "A password must not be one character or a short run repeated, or a plain "
+            "sequence such as abcdefghijkl or 123456789012."
+        )
+
+
+def has_password_control_characters(password: str) -> bool:
+    """Any control character at all, tab and line breaks included: none belongs in a
+    password typed into a sign-in form."""
+    return any(unicodedata.category(ch) == "Cc" for ch in password)
+
+
+def is_repetitive_or_sequential(text: str) -> bool:
+    """One unit of up to 4 characters repeated (`aaaaaaaaaaaa`, `abcabcabcabc`), or each
+    character one after (or one before) the last (`abcdefghijkl`, `987654321098`; digits
+    wrap from 9 to 0)."""
+    for unit in range(1, 5):
+        if len(text) >= 2 * unit and text == (text[:unit] * (len(text) // unit + 1))[: len(text)]:
+            return True
+    steps = {_step(a, b) for a, b in itertools.pairwise(text)}
+    return steps == {1} or steps == {-1}
+
+
+def _step(a: str, b: str) -> int:
+    if a.isdigit() and b.isdigit():
+        return (int(b) - int(a) + 5) % 10 - 5
+    return ord(b) - ord(a)
 
 
 def normalise_roles(roles: Iterable[str]) -> list[Role]:
@@ -88,6 +169,14 @@ def normalise_roles(roles: Iterable[str]) -> list[Role]:
     if not wanted:
         raise IdentityPolicyError("A user needs at least one role.")
     return [role for role in ROLE_ORDER if role in wanted]
+
+
+def split_privileged(roles: Iterable[Role]) -> tuple[list[Role], list[Role]]:
+    """(roles granted at once, roles that need a second admin's approval), each in order."""
+    wanted = set(roles)
+    now = [role for role in ROLE_ORDER if role in wanted and role not in PRIVILEGED_ROLES]
+    later = [role for role in ROLE_ORDER if role in wanted and role in PRIVILEGED_ROLES]
+    return now, later
 
 
 def has_control_characters(text: str) -> bool:
@@ -146,7 +235,8 @@ def roles_needed_sentence(required: Iterable[Role]) -> str:
     return f"This needs one of the roles {', '.join(names[:-1])} or {names[-1]}."
 
 
-def password_stamp(password_changed_at: datetime) -> int:
-    """Microseconds since the epoch: a session remembers it, so changing the password ends
-    every session started with the old one."""
-    return (password_changed_at - _EPOCH) // timedelta(microseconds=1)
+def password_stamp(credentials_changed_at: datetime) -> int:
+    """Microseconds since the epoch of the account's `credentials_changed_at`: a session
+    remembers it, so a password change, an admin's reset or a deactivation ends every session
+    started before it, for good (reactivating the account does not move it back)."""
+    return (credentials_changed_at - _EPOCH) // timedelta(microseconds=1)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.identity.model import Role
+from core.identity.model import DEMO_PASSWORD, Role
 from core.identity.services import create_user
 from core.identity.tables import User
 
-DEMO_PASSWORD = "infusion-demo-2026"  # noqa: S105  (fictional demo, printed by `infusion dev`)
+__all__ = ["DEMO_ACTOR", "DEMO_PASSWORD", "DEMO_USERS", "seed_users"]
 DEMO_ACTOR = "system:seed"
 
 DEMO_USERS: tuple[tuple[str, str, tuple[Role, ...]], ...] = (
@@ -24,6 +24,10 @@ DEMO_USERS: tuple[tuple[str, str, tuple[Role, ...]], ...] = (
 async def seed_users(report: Any) -> None:
     """Create the demo staff that do not exist yet (skips existing usernames).
 
+    The seed is one of the two documented exceptions to the two-person rule (the demo needs
+    its pharmacists and admin at once), and the one place the published demo password is set
+    (the seed itself is refused in production).
+
     A login is listed in `report.logins` while its password was never changed after the seed
     made it, so the `infusion dev` banner does not show a password that no longer works.
     """
@@ -37,6 +41,7 @@ async def seed_users(report: Any) -> None:
                 password=DEMO_PASSWORD,
                 roles=roles,
                 actor=DEMO_ACTOR,
+                allow_demo_password=True,
             )
             created += 1
         elif not existing.is_active or existing.password_changed_at != existing.created_at:

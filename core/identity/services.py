@@ -1,5 +1,12 @@
 """Staff identity use cases: accounts, logins, API tokens.
 
+Credentials lifecycle: a password change, an admin's reset and a deactivation each move the
+account's `credentials_changed_at` and revoke its API tokens (revoked_at set, for good).
+Sessions remember the stamp they began with (core.identity.model.password_stamp), so none
+started before survives, and reactivating the account brings back neither. A password set by
+someone else (an admin's reset, an account made through the API, the shell by default)
+carries `must_change_password`: the owner signs in, and may then only choose a new one.
+
 Rule 1: these run inside the caller's `core.db.transaction()` and never commit. Every state
 change writes an audit event; password hashes and token secrets never go into one.
 
@@ -28,6 +35,7 @@ from core import db
 from core.audit.services import record
 from core.clock import utcnow
 from core.errors import AuthenticationError, RateLimitedError
+from core.identity import role_grants
 from core.identity.errors import (
     IdentityPolicyError,
     LastAdminError,
@@ -36,17 +44,19 @@ from core.identity.errors import (
     UsernameTakenError,
     UserNotFoundError,
 )
+from core.identity.locks import lock_user
 from core.identity.model import (
     Role,
-    check_password,
     check_reason,
     normalise_display_name,
     normalise_roles,
     normalise_token_name,
     normalise_username,
     password_stamp,
+    split_privileged,
     username_or_none,
 )
+from core.identity.password_policy import check_new_password
 from core.identity.passwords import hash_password_async, needs_rehash, verify_password_async
 from core.identity.tables import ApiToken, User
 from core.identity.throttle import Refusal, Throttle
@@ -63,9 +73,6 @@ RESET_OF_OWN_ACCOUNT = (
     "You cannot reset your own password as an admin; change it with your current password "
     "(POST /api/auth/password)."
 )
-# Serialises changes to accounts so "is there still an active admin?" cannot be raced by two
-# admins demoting each other at once. Account changes are rare; the wait is nothing.
-ACCOUNTS_LOCK_KEY = 7_349_101
 # last_used_at is bookkeeping, not evidence: write it at most once a minute per token.
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
@@ -77,6 +84,17 @@ def _process_settings() -> Settings:
 
 def _settings(settings: Settings | None) -> Settings:
     return settings if settings is not None else _process_settings()
+
+
+def _check_password(
+    password: str, *, username: str, settings: Settings | None, allow_demo_password: bool = False
+) -> None:
+    check_new_password(
+        password,
+        username=username,
+        environment=_settings(settings).environment,
+        allow_demo_password=allow_demo_password,
+    )
 
 
 def user_snapshot(user: User) -> dict[str, Any]:
@@ -104,12 +122,31 @@ def token_snapshot(token: ApiToken) -> dict[str, Any]:
 
 
 async def create_user(
-    *, username: str, display_name: str, password: str, roles: Iterable[str], actor: str
+    *,
+    username: str,
+    display_name: str,
+    password: str,
+    roles: Iterable[str],
+    actor: str,
+    requested_by: int | None = None,
+    must_change_password: bool = False,
+    allow_demo_password: bool = False,
+    settings: Settings | None = None,
 ) -> User:
+    """A new account. `requested_by` is the admin creating it through the API: privileged
+    roles (admin, pharmacist) then become requests another admin must approve
+    (core.identity.role_grants), and the account starts with the other roles only (perhaps
+    none). None is the server's shell or the demo seed, which grant every role at once.
+
+    `allow_demo_password` is for the demo seed only (the published password is otherwise
+    refused outside development)."""
     name = normalise_username(username)
     display = normalise_display_name(display_name)
     role_list = normalise_roles(roles)
-    check_password(password, username=name)
+    _check_password(
+        password, username=name, settings=settings, allow_demo_password=allow_demo_password
+    )
+    granted, to_request = (role_list, []) if requested_by is None else split_privileged(role_list)
     if await User.exists().where(User.username == name):
         raise UsernameTakenError(f"The username {name!r} is already taken.")
     password_hash = await hash_password_async(password)
@@ -118,10 +155,12 @@ async def create_user(
         username=name,
         display_name=display,
         password_hash=password_hash,
-        roles=[role.value for role in role_list],
+        roles=[role.value for role in granted],
         is_active=True,
         created_at=now,
         password_changed_at=now,
+        credentials_changed_at=now,
+        must_change_password=must_change_password,
     )
     # Two creates of one name can both pass the check above; the unique index decides, and
     # ON CONFLICT turns the loser into a 409 instead of an aborted transaction and a 500.
@@ -135,8 +174,12 @@ async def create_user(
         action="user.created",
         subject_type="user",
         subject_id=user.id,
-        after=user_snapshot(user),
+        after={**user_snapshot(user), "must_change_password": must_change_password},
     )
+    if to_request and requested_by is not None:
+        await lock_user(user.id)
+        for role in to_request:
+            await role_grants.open_request(user, role, requested_by=requested_by, actor=actor)
     return user
 
 
@@ -157,14 +200,6 @@ async def get_user_by_username(username: str) -> User:
 
 async def list_users() -> list[User]:
     return await User.objects().order_by(User.username)
-
-
-async def _lock_user(user_id: int) -> User:
-    await db.fetch("SELECT pg_advisory_xact_lock({})", ACCOUNTS_LOCK_KEY)
-    user = await User.objects().where(User.id == user_id).lock_rows("UPDATE").first()
-    if user is None:
-        raise UserNotFoundError(f"There is no user with id {user_id}.")
-    return user
 
 
 async def _check_admins_remain(user: User) -> None:
@@ -198,48 +233,96 @@ async def update_user(
     an operator on the server). An admin may not change their own roles or active flag:
     separation of duties means a second person grants roles (an admin adding pharmacist to
     their own account could then verify product), and a stolen admin session cannot quietly
-    re-role the account it is in.
+    re-role the account it is in. Through the API, adding a privileged role opens a request
+    for a second admin (core.identity.role_grants) instead; removing one takes effect at once.
+
+    Deactivation ends the account's sessions and revokes its API tokens for good: turning it
+    back on later revives neither.
     """
     check_reason(reason)
-    user = await _lock_user(user_id)
+    user = await lock_user(user_id)
     before = user_snapshot(user)
+    to_request: list[Role] = []
     if display_name is not None:
         user.display_name = normalise_display_name(display_name)
     if roles is not None:
-        user.roles = [role.value for role in normalise_roles(roles)]
+        wanted = normalise_roles(roles)
+        if acting_user_id is not None:
+            added = [role for role in wanted if role.value not in before["roles"]]
+            _, to_request = split_privileged(added)
+            wanted = [role for role in wanted if role not in to_request]
+        user.roles = [role.value for role in wanted]
     if is_active is not None:
         user.is_active = is_active
     after = user_snapshot(user)
-    if after == before:
+    if after == before and not to_request:
         return user
     if acting_user_id == user.id:
         if after["roles"] != before["roles"]:
             raise OwnAccountError(OWN_ROLES)
         if after["is_active"] != before["is_active"]:
             raise OwnAccountError(OWN_ACTIVE_FLAG)
+        if to_request:
+            raise OwnAccountError(OWN_ROLES)
     was_admin = before["is_active"] and Role.admin.value in before["roles"]
     if was_admin:
         await _check_admins_remain(user)
-    values = {
-        User.display_name: user.display_name,
-        User.roles: user.roles,
-        User.is_active: user.is_active,
-    }
-    await User.update(values).where(User.id == user.id)
     changed = [key for key in after if after[key] != before[key]]
-    action = "user.updated"
-    if changed == ["is_active"]:
-        action = "user.activated" if user.is_active else "user.deactivated"
-    await record(
-        actor=actor,
-        action=action,
-        subject_type="user",
-        subject_id=user.id,
-        before={key: before[key] for key in changed},
-        after={key: after[key] for key in changed},
-        reason=reason,
-    )
+    if changed:
+        values = {
+            User.display_name: user.display_name,
+            User.roles: user.roles,
+            User.is_active: user.is_active,
+        }
+        await User.update(values).where(User.id == user.id)
+        action = "user.updated"
+        if changed == ["is_active"]:
+            action = "user.activated" if user.is_active else "user.deactivated"
+        await record(
+            actor=actor,
+            action=action,
+            subject_type="user",
+            subject_id=user.id,
+            before={key: before[key] for key in changed},
+            after={key: after[key] for key in changed},
+            reason=reason,
+        )
+        if before["is_active"] and not user.is_active:
+            await _revoke_credentials(user, actor=actor, reason="account deactivated")
+    for role in to_request:
+        assert acting_user_id is not None  # only the API's admins open requests
+        await role_grants.open_request(
+            user, role, requested_by=acting_user_id, actor=actor, reason=reason
+        )
     return user
+
+
+async def _revoke_credentials(user: User, *, actor: str, reason: str) -> None:
+    """End every session and API token of `user`, for good (the caller holds its row lock).
+
+    Sessions: `credentials_changed_at` moves, and a session is valid only with the stamp it
+    began with. Tokens: `revoked_at` is set, so no later change (a reactivation) can bring
+    one back; each revocation is audited like an owner's own.
+    """
+    now = utcnow()
+    user.credentials_changed_at = now
+    await User.update({User.credentials_changed_at: now}).where(User.id == user.id)
+    revoked = await (
+        ApiToken.update({ApiToken.revoked_at: now})
+        .where(ApiToken.user == user.id)
+        .where(ApiToken.revoked_at.is_null())
+        .returning(ApiToken.id)
+    )
+    for row in sorted(revoked, key=lambda r: r["id"]):
+        await record(
+            actor=actor,
+            action="api_token.revoked",
+            subject_type="api_token",
+            subject_id=row["id"],
+            before={"revoked_at": None},
+            after={"revoked_at": now},
+            reason=reason,
+        )
 
 
 async def set_password(
@@ -249,10 +332,14 @@ async def set_password(
     actor: str,
     reason: str = "",
     acting_user_id: int | None = None,
+    must_change_password: bool = False,
+    settings: Settings | None = None,
 ) -> User:
     """Replace a password: an admin's reset, the CLI, or the owner after
-    `verify_password_change`. Ends the user's sessions: each one remembers the password it
-    was started with.
+    `verify_password_change`. Ends the user's sessions and revokes their API tokens, for good.
+
+    `must_change_password`: someone other than the owner chose it (an admin's reset, the
+    shell), so the owner must choose their own at the next sign-in.
 
     `acting_user_id` is the admin resetting someone's password (None for the CLI and for the
     owner's own change). An admin cannot reset their own: that would let a borrowed admin
@@ -264,22 +351,31 @@ async def set_password(
     # Policy and argon2 first, before the accounts lock: other account changes need not queue
     # behind a hash. The username a password is checked against never changes.
     user = await get_user(user_id)
-    check_password(password, username=user.username)
+    _check_password(password, username=user.username, settings=settings)
     password_hash = await hash_password_async(password)
-    user = await _lock_user(user_id)
+    user = await lock_user(user_id)
     user.password_hash = password_hash
     user.password_changed_at = utcnow()
+    user.must_change_password = must_change_password
     await User.update(
-        {User.password_hash: user.password_hash, User.password_changed_at: user.password_changed_at}
+        {
+            User.password_hash: user.password_hash,
+            User.password_changed_at: user.password_changed_at,
+            User.must_change_password: must_change_password,
+        }
     ).where(User.id == user.id)
     await record(
         actor=actor,
         action="user.password_set",
         subject_type="user",
         subject_id=user.id,
-        after={"password_changed_at": user.password_changed_at},
+        after={
+            "password_changed_at": user.password_changed_at,
+            "must_change_password": must_change_password,
+        },
         reason=reason,
     )
+    await _revoke_credentials(user, actor=actor, reason="password changed")
     return user
 
 
@@ -333,7 +429,7 @@ async def verify_password_change(
     await throttle.succeeded(redis, user.username, client)
     if new_password == current_password:
         raise IdentityPolicyError("The new password must differ from the current one.")
-    check_password(new_password, username=user.username)
+    _check_password(new_password, username=user.username, settings=settings)
 
 
 @dataclass(frozen=True)
@@ -414,11 +510,11 @@ async def record_logout(user_id: int) -> None:
 
 async def user_for_session(user_id: int, stamp: int) -> User | None:
     """The user a session belongs to, if it is still good: the account is active and its
-    password has not changed since the session began."""
+    credentials (password, reset, deactivation) have not changed since the session began."""
     user = await User.objects().where(User.id == user_id).first()
     if user is None or not user.is_active:
         return None
-    if password_stamp(user.password_changed_at) != stamp:
+    if password_stamp(user.credentials_changed_at) != stamp:
         return None
     return user
 
@@ -445,6 +541,8 @@ async def issue_token(
     user = await get_user(user_id)
     if not user.is_active:
         raise IdentityPolicyError("An inactive user cannot be given an API token.")
+    if user.must_change_password:
+        raise IdentityPolicyError("Choose a new password before making API tokens.")
     plaintext, prefix = new_token()
     token = ApiToken(
         user=user.id,
@@ -484,6 +582,10 @@ async def resolve_token(
         return None
     user = await User.objects().where(User.id == token.user).first()
     if user is None or not user.is_active:
+        return None
+    if token.created_at < user.credentials_changed_at:
+        # Belt and braces beside revoked_at: a token from before a password change, reset or
+        # deactivation never works again, even one issued in a race with that change.
         return None
     if token.last_used_at is None or now - token.last_used_at >= TOKEN_TOUCH_INTERVAL:
         await ApiToken.update({ApiToken.last_used_at: now}).where(ApiToken.id == token.id)

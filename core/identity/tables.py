@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from piccolo.columns import Array, Boolean, ForeignKey, Timestamptz, Varchar
+from piccolo.columns import Array, Boolean, ForeignKey, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table
 
@@ -16,6 +16,13 @@ class User(Table, tablename="app_user"):
     created_at = Timestamptz()
     password_changed_at = Timestamptz()
     last_login_at = Timestamptz(null=True, default=None)
+    must_change_password = Boolean(
+        default=False, help_text="Set by an admin's reset: sign-in allows a password change only"
+    )
+    credentials_changed_at = Timestamptz(
+        help_text="Password change, reset or deactivation: sessions and tokens from before it "
+        "are void"
+    )
 
 
 class ApiToken(Table, tablename="api_token"):
@@ -29,3 +36,18 @@ class ApiToken(Table, tablename="api_token"):
     expires_at = Timestamptz(null=True, default=None)
     last_used_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
+
+
+class RoleGrantRequest(Table, tablename="role_grant_request"):
+    """A privileged role (admin, pharmacist) asked for by one admin, waiting for another's
+    approval (two-person rule; core.identity.grants)."""
+
+    user = ForeignKey(User, on_delete=OnDelete.restrict, null=False)
+    role = Varchar(length=20)
+    state = Varchar(length=10, default="pending", help_text="pending, approved or rejected")
+    requested_by = ForeignKey(User, on_delete=OnDelete.restrict, null=False)
+    requested_at = Timestamptz()
+    reason = Text(default="")
+    decided_by = ForeignKey(User, on_delete=OnDelete.restrict, null=True, default=None)
+    decided_at = Timestamptz(null=True, default=None)
+    decision_reason = Text(default="")

@@ -1,4 +1,5 @@
-"""Login attempt counters in Redis: one per (username, client address), one per address.
+"""Attempt counters in Redis for secrets people type: sign-in (one per (username, client
+address), one per address) and e-signatures (one per signer; core.identity.signatures).
 
 Redis, not process memory: many API processes serve logins and all must see one count.
 
@@ -26,6 +27,7 @@ from redis.asyncio import Redis
 
 KEY_PREFIX = "infusion:login-failures:"
 CLIENT_KEY_PREFIX = "infusion:login-failures-client:"
+SIGNATURE_KEY_PREFIX = "infusion:signature-failures:"
 # The per-address cap, as a multiple of the per-user limit (a module constant rather than a
 # setting for now: 10 times INFUSION_LOGIN_MAX_FAILURES within the same lockout window).
 CLIENT_FACTOR = 10
@@ -43,20 +45,24 @@ class Refusal:
 class Throttle:
     max_attempts: int
     window_seconds: int
+    prefix: str = KEY_PREFIX
+    # None: no per-address counter (a signature's signer is already known; one counter
+    # per person is what matters).
+    client_prefix: str | None = CLIENT_KEY_PREFIX
 
     @property
     def max_client_attempts(self) -> int:
         return self.max_attempts * CLIENT_FACTOR
 
-    @staticmethod
-    def key(username: str, client: str) -> str:
+    def key(self, username: str, client: str) -> str:
         # Hashed: what people type as a username (sometimes their password) stays out of Redis.
         digest = hashlib.sha256(f"{username.strip().lower()}\0{client}".encode()).hexdigest()
-        return KEY_PREFIX + digest
+        return self.prefix + digest
 
-    @staticmethod
-    def client_key(client: str) -> str:
-        return CLIENT_KEY_PREFIX + hashlib.sha256(client.encode()).hexdigest()
+    def client_key(self, client: str) -> str | None:
+        if self.client_prefix is None:
+            return None
+        return self.client_prefix + hashlib.sha256(client.encode()).hexdigest()
 
     async def attempt(self, redis: Redis, username: str, client: str) -> Refusal | None:
         """Count one attempt for (username, client) and for client; None when it may go on to
@@ -65,15 +71,17 @@ class Throttle:
         async with redis.pipeline(transaction=True) as pipe:
             # SET NX EX opens the window at the first attempt; INCR keeps the TTL. (EXPIRE NX
             # would do it in one step but needs Redis 7; the embedded Redis is 6.2.)
-            pipe.set(key, 0, ex=self.window_seconds, nx=True)
-            pipe.incr(key)
-            pipe.ttl(key)
-            pipe.set(client_key, 0, ex=self.window_seconds, nx=True)
-            pipe.incr(client_key)
-            pipe.ttl(client_key)
-            _, count, ttl, _, client_count, client_ttl = await pipe.execute()
-        if int(client_count) > self.max_client_attempts:
-            return Refusal(wait_seconds=max(int(client_ttl), 1), by_address=True)
+            for each in (key, client_key):
+                if each is not None:
+                    pipe.set(each, 0, ex=self.window_seconds, nx=True)
+                    pipe.incr(each)
+                    pipe.ttl(each)
+            results = await pipe.execute()
+        _, count, ttl = results[:3]
+        if client_key is not None:
+            _, client_count, client_ttl = results[3:]
+            if int(client_count) > self.max_client_attempts:
+                return Refusal(wait_seconds=max(int(client_ttl), 1), by_address=True)
         if int(count) > self.max_attempts:
             return Refusal(wait_seconds=max(int(ttl), 1), by_address=False)
         return None
@@ -81,6 +89,9 @@ class Throttle:
     async def succeeded(self, redis: Redis, username: str, client: str) -> None:
         """The password was right: forget the pair's attempts, give the address this one back."""
         client_key = self.client_key(client)
+        if client_key is None:
+            await redis.delete(self.key(username, client))
+            return
         async with redis.pipeline(transaction=True) as pipe:
             pipe.delete(self.key(username, client))
             pipe.decr(client_key)

@@ -41,7 +41,7 @@ async def test_a_burst_of_guesses_is_verified_only_up_to_the_limit(http, redis):
     unverified; the right password sent inside the burst, after the limit, is refused too."""
     user = await make_user("tess", "technician")
     near = {"x-forwarded-for": "10.4.4.4"}
-    key = Throttle.key("tess", "10.4.4.4")
+    key = Throttle(1, 1).key("tess", "10.4.4.4")
     guesses = [
         asyncio.create_task(login(http, "tess", f"guess number {i:02d}", **near)) for i in range(20)
     ]
@@ -134,7 +134,7 @@ async def test_one_address_guessing_across_usernames_is_stopped(strict, redis):
     assert without_request_id(refused)["detail"] == (
         "Too many failed logins from this address; try again in 15 minutes."
     )
-    assert await redis.get(Throttle.client_key("10.5.5.5")) == b"11"
+    assert await redis.get(Throttle(1, 1).client_key("10.5.5.5")) == b"11"
     assert await audit_events() == []
     # Someone at another address is not affected.
     assert (
@@ -147,7 +147,7 @@ async def test_successful_logins_do_not_use_up_the_address_allowance(strict, red
     success cannot wipe the address's count of failures either."""
     await make_user("tess", "technician")
     desk = {"x-forwarded-for": "10.6.6.6"}
-    client_key = Throttle.client_key("10.6.6.6")
+    client_key = Throttle(1, 1).client_key("10.6.6.6")
 
     signed_in = [await login(strict, "tess", PASSWORD, **desk) for _ in range(12)]
     assert [response.status_code for response in signed_in] == [200] * 12

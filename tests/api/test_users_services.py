@@ -140,10 +140,10 @@ async def test_a_failed_login_counts_one_attempt_and_writes_nothing(redis):
     assert refused.value.message == "Wrong username or password."
     assert await audit_events() == []
     assert sorted(await redis.keys("infusion:login-failures*")) == [
-        Throttle.client_key("c1").encode(),
-        Throttle.key("tess", "c1").encode(),
+        Throttle(1, 1).client_key("c1").encode(),
+        Throttle(1, 1).key("tess", "c1").encode(),
     ]
-    for key in (Throttle.key("tess", "c1"), Throttle.client_key("c1")):
+    for key in (Throttle(1, 1).key("tess", "c1"), Throttle(1, 1).client_key("c1")):
         assert await redis.get(key) == b"1"
         assert 0 < await redis.ttl(key) <= 15 * 60
 
