@@ -45,7 +45,7 @@ from litestar.stores.redis import RedisStore
 from litestar.types import ASGIApp, Empty, Message, Receive, Scope, ScopeSession, Send
 from litestar.utils.dataclass import extract_dataclass_items
 
-from api.guards import NOT_SIGNED_IN, is_public, requires
+from api.guards import NOT_SIGNED_IN, PASSWORD_CHANGE_ALLOWED, is_public, requires
 from api.inputs import SerialId, refuse_control_characters, require_json
 from core import db
 from core.errors import OUTAGE_ERRORS
@@ -93,6 +93,9 @@ class AuthenticatedUser(msgspec.Struct, kw_only=True):
     roles: list[str]
     via: Literal["session", "token"]
     token_id: int | None = None
+    # An admin set the password: until the owner picks one, only a password change is
+    # allowed (api.guards).
+    must_change_password: bool = False
 
     @classmethod
     def from_user(
@@ -105,6 +108,7 @@ class AuthenticatedUser(msgspec.Struct, kw_only=True):
             roles=list(user.roles),
             via=via,
             token_id=token_id,
+            must_change_password=user.must_change_password,
         )
 
     @property
@@ -309,7 +313,7 @@ async def login_session(request: Request[Any, Any, Any], user: User) -> Authenti
     """Start a session for `user` (already authenticated) under a brand-new session id."""
     request.scope["state"][_ROTATE_TO] = secrets.token_hex(32)
     request.set_session(
-        {"uid": user.id, "pwd": password_stamp(user.password_changed_at)},
+        {"uid": user.id, "pwd": password_stamp(user.credentials_changed_at)},
     )
     signed_in = AuthenticatedUser.from_user(user, via="session")
     request.scope["user"] = signed_in
@@ -438,15 +442,26 @@ class AuthController(Controller):
         # another site carries no session to end.
         await logout_session(request)
 
-    @get("/me", operation_id="getMe", summary="Who is calling", guards=[requires()])
+    @get(
+        "/me",
+        operation_id="getMe",
+        summary="Who is calling (must_change_password: only a password change is allowed)",
+        guards=[requires()],
+        opt={PASSWORD_CHANGE_ALLOWED: True},
+    )
     async def me(self, request: Request[Any, Any, Any]) -> AuthenticatedUser:
         return _me(request)
 
     @post(
         "/password",
         operation_id="changeMyPassword",
-        summary="Change your own password (ends your other sessions)",
+        summary="Change your own password (ends your other sessions, revokes your API tokens)",
+        description="The one thing a session may do after an admin set its password "
+        "(everything else answers 403 password_change_required). 422 naming the rule the new "
+        "password breaks: 12+ characters, no control characters, not a common or breached "
+        "password, not the username or the demo password.",
         guards=[requires(interactive=True)],
+        opt={PASSWORD_CHANGE_ALLOWED: True},
         before_request=require_json,
         status_code=HTTP_204_NO_CONTENT,
     )
@@ -463,7 +478,9 @@ class AuthController(Controller):
             settings=state.settings,
         )
         async with db.transaction():
-            user = await set_password(me.id, password=data.new_password, actor=me.actor)
+            user = await set_password(
+                me.id, password=data.new_password, actor=me.actor, settings=state.settings
+            )
         # This session goes on under a new id and the new password stamp; the others end.
         await login_session(request, user)
 

@@ -20,10 +20,19 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
+from core.identity.errors import PasswordChangeRequiredError
 from core.identity.model import ROLE_ORDER, Role, has_any_role, roles_needed_sentence
 
 NOT_SIGNED_IN = "Log in first, or send an API token (Authorization: Bearer inf_...)."
 NOT_INTERACTIVE = "This must be done by a person logged in, not with an API token."
+CHANGE_PASSWORD_FIRST = (
+    "An admin set your password: choose a new one first (POST /api/auth/password, or the "  # noqa: S105
+    "page /password)."
+)
+# Routes marked opt={PASSWORD_CHANGE_ALLOWED: True} stay open to a session whose password an
+# admin set (who am I, change my password); every other guarded route answers 403
+# password_change_required until the owner has chosen their own.
+PASSWORD_CHANGE_ALLOWED = "password_change_allowed"  # noqa: S105  (an opt key)
 
 
 class RoleGuard:
@@ -36,7 +45,7 @@ class RoleGuard:
         self.interactive = interactive
 
     async def __call__(
-        self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+        self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
     ) -> None:
         # Async on purpose: Litestar runs a sync guard in its thread pool on every request.
         # scope["user"] is set by api.auth's middleware; if that middleware did not run, there
@@ -44,6 +53,10 @@ class RoleGuard:
         user = connection.scope.get("user")
         if user is None:
             raise NotAuthorizedException(NOT_SIGNED_IN)
+        if getattr(user, "must_change_password", False) and not handler.opt.get(
+            PASSWORD_CHANGE_ALLOWED
+        ):
+            raise PasswordChangeRequiredError(CHANGE_PASSWORD_FIRST)
         if not has_any_role(user.roles, self.roles):
             raise PermissionDeniedException(roles_needed_sentence(self.roles))
         if self.interactive and user.via != "session":

@@ -21,7 +21,9 @@ from litestar.response import Redirect
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from core.errors import InfusionError, RateLimitedError
+from core.identity.errors import PasswordChangeRequiredError
 from core.logging import get_logger
+from frontend.pages.password import password_url
 from frontend.security import login_url, request_target
 from frontend.templating import render
 
@@ -100,6 +102,16 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Any:
 
 
 def domain_error(request: Request[Any, Any, Any], exc: InfusionError) -> Any:
+    if isinstance(exc, PasswordChangeRequiredError):
+        # An admin set this person's password: every page leads to choosing their own.
+        target = password_url(_return_to(request))
+        if _is_htmx(request):
+            return Response(
+                "", status_code=403, headers={"HX-Redirect": target, "Cache-Control": "no-store"}
+            )
+        return Redirect(
+            target, status_code=HTTP_303_SEE_OTHER, headers={"Cache-Control": "no-store"}
+        )
     if exc.status >= 500 or exc.status < 400:
         log.error("page.domain_error", code=exc.code)
         return _page(request, 500, "Please try again; if it keeps happening, tell support.")

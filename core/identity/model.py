@@ -80,6 +80,7 @@ DEMO_PASSWORD = "infusion-demo-2026"  # noqa: S105  (published on purpose; refus
 # "context-specific words, such as the name of the service, the username").
 CONTEXT_WORDS = frozenset({"infusion", "infusions", "pharmacy", "pharmacist", "password"})
 _NOT_LETTERS = re.compile(r"[^a-z]+")
+_DIGITS = frozenset("0123456789")  # ASCII only: "²".isdigit() is True but int("²") fails
 
 
 def check_password(
@@ -151,7 +152,7 @@ def is_repetitive_or_sequential(text: str) -> bool:
 
 
 def _step(a: str, b: str) -> int:
-    if a.isdigit() and b.isdigit():
+    if a in _DIGITS and b in _DIGITS:
         return (int(b) - int(a) + 5) % 10 - 5
     return ord(b) - ord(a)
 

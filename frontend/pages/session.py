@@ -17,6 +17,7 @@ from api.auth import client_address, login_session, logout_session
 from core import db
 from core.errors import AuthenticationError, RateLimitedError
 from core.identity.services import WRONG_CREDENTIALS, authenticate, record_login
+from frontend.pages.password import password_url
 from frontend.security import LOGIN_PATH, require_same_origin, safe_next
 from frontend.templating import current_user, render
 
@@ -53,7 +54,10 @@ class SessionPages(Controller):
     @get(LOGIN_PATH, operation_id="getLoginPage", include_in_schema=False, opt={"public": True})
     async def login_page(self, request: Request[Any, Any, Any]) -> Template | Redirect:
         next_path = safe_next(request.query_params.get("next"))
-        if current_user(request) is not None:
+        user = current_user(request)
+        if user is not None:
+            if user.must_change_password:
+                next_path = password_url(next_path)
             return Redirect(next_path, status_code=HTTP_303_SEE_OTHER)
         return _login_form(request, next_path=next_path)
 
@@ -109,6 +113,9 @@ class SessionPages(Controller):
         async with db.transaction():
             user = await record_login(verified)
         await login_session(request, user)
+        if user.must_change_password:
+            # An admin set this password: the person chooses their own before anything else.
+            return Redirect(password_url(next_path), status_code=HTTP_303_SEE_OTHER)
         return Redirect(next_path, status_code=HTTP_303_SEE_OTHER)
 
     @post(

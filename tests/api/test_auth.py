@@ -139,7 +139,7 @@ async def test_a_login_not_sent_as_json_is_refused_before_anything_is_checked(
     """Login CSRF: another site's form cannot sign this browser into the attacker's account,
     even though the body is valid JSON and the password is right."""
     await make_user("mallory", "technician")
-    body = b'{"username": "mallory", "password": "correct horse battery staple", "x": "="}'
+    body = b'{"username": "mallory", "password": "violet kettle under the stairs", "x": "="}'
     headers = {} if content_type is None else {"content-type": content_type}
 
     response = await http.post("/api/auth/login", content=body, headers=headers)
@@ -164,7 +164,7 @@ async def test_json_with_a_charset_is_json(http):
 
     response = await http.post(
         "/api/auth/login",
-        content=b'{"username": "tess", "password": "correct horse battery staple"}',
+        content=b'{"username": "tess", "password": "violet kettle under the stairs"}',
         headers={"content-type": "Application/JSON; charset=utf-8"},
     )
 
@@ -362,7 +362,7 @@ async def test_changing_own_password_needs_a_json_body(http):
 
     response = await http.post(
         "/api/auth/password",
-        content=b'{"current_password": "correct horse battery staple",'
+        content=b'{"current_password": "violet kettle under the stairs",'
         b' "new_password": "a brand new passphrase"}',
         headers={"content-type": "text/plain"},
     )

@@ -13,7 +13,7 @@ from core.clock import utcnow
 from core.identity.passwords import hash_password
 from core.identity.tables import User
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = "violet kettle under the stairs"
 SESSION_COOKIE = "infusion_session"
 
 

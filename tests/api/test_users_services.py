@@ -184,7 +184,7 @@ async def test_set_password_applies_the_policy_and_keeps_the_old_one_on_refusal(
             await set_password(user.id, password="tess", actor="test")
 
     [row] = await User.select(User.password_hash).where(User.id == user.id)
-    assert verify_password(row["password_hash"], "correct horse battery staple")
+    assert verify_password(row["password_hash"], "violet kettle under the stairs")
     assert await audit_events() == []
 
 

@@ -46,7 +46,7 @@ SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 # Long enough for a loaded 2-core CI machine, short enough that a wrong wait fails quickly.
 TIMEOUT_MS = 10_000
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = "violet kettle under the stairs"
 
 
 # ------------------------------------------------------------------ the browser

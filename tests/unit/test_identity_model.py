@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from core.identity.errors import IdentityPolicyError
 from core.identity.model import (
+    CONTEXT_WORDS,
+    DEMO_PASSWORD,
     PASSWORD_MAX,
     PASSWORD_MIN,
     ROLE_ORDER,
@@ -19,12 +21,15 @@ from core.identity.model import (
     check_reason,
     has_any_role,
     has_control_characters,
+    has_password_control_characters,
+    is_repetitive_or_sequential,
     normalise_display_name,
     normalise_roles,
     normalise_token_name,
     normalise_username,
     password_stamp,
     roles_needed_sentence,
+    split_privileged,
     username_or_none,
 )
 
@@ -89,23 +94,36 @@ def test_username_boundaries():
 # ---------------------------------------------------------------- passwords
 
 
-@given(st.text(min_size=PASSWORD_MIN, max_size=60))
-def test_any_password_of_twelve_or_more_characters_is_accepted_unless_it_is_the_username(pw):
+# Printable characters of any script, no control characters (those are refused on purpose).
+password_text = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs")), min_size=PASSWORD_MIN, max_size=60
+)
+
+
+@given(password_text)
+def test_any_password_of_twelve_or_more_characters_is_accepted_unless_a_rule_names_it(pw):
+    """No composition rules: whatever its mix of characters, a long enough password passes
+    unless it is the username, a service word dressed up, or a repeat or sequence."""
     assume(pw.strip().lower() != "someone.else")
+    letters = re.sub(r"[^a-z]+", "", pw.strip().lower())
+    assume(not letters or letters not in {*CONTEXT_WORDS, "someoneelse"})
+    assume(not is_repetitive_or_sequential(pw.strip().lower()))
     check_password(pw, username="someone.else")
 
 
-@given(st.text(max_size=PASSWORD_MIN - 1))
+@given(
+    st.text(max_size=PASSWORD_MIN - 1).filter(lambda pw: not has_password_control_characters(pw))
+)
 def test_any_password_shorter_than_twelve_characters_is_refused(pw):
     with pytest.raises(IdentityPolicyError, match="at least 12 characters"):
         check_password(pw, username="someone.else")
 
 
 def test_password_length_boundaries():
-    check_password("x" * PASSWORD_MIN, username="tess")
-    check_password("x" * PASSWORD_MAX, username="tess")
+    check_password("x" * (PASSWORD_MIN - 1) + "y", username="tess")
+    check_password("xz" * (PASSWORD_MAX // 2 - 1) + "yw", username="tess")
     with pytest.raises(IdentityPolicyError) as refused:
-        check_password("x" * (PASSWORD_MAX + 1), username="tess")
+        check_password("xzyw" * (PASSWORD_MAX // 4) + "q", username="tess")
     assert refused.value.message == "A password must be at most 1024 characters long."
 
 
@@ -117,8 +135,94 @@ def test_the_username_is_never_a_valid_password_in_any_case(name):
         assert refused.value.message == "A password must not be the same as the username."
 
 
-def test_a_password_containing_the_username_is_fine():
-    check_password("tess.technician!", username="tess.technician")
+def test_a_password_containing_the_username_among_other_words_is_fine():
+    check_password("tess.technician likes green tea", username="tess.technician")
+
+
+@pytest.mark.parametrize(
+    "password", ["tess.technician!", "Tess-Technician-2026", "infusion2026!!", "Pharmacy#123456"]
+)
+def test_the_username_or_a_service_word_with_digits_and_symbols_added_is_refused(password):
+    with pytest.raises(IdentityPolicyError) as refused:
+        check_password(password, username="tess.technician")
+    assert refused.value.message == (
+        "A password must be more than the username or this service's name with digits or "
+        "symbols added."
+    )
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "aaaaaaaaaaaa",
+        "abababababab",
+        "abcabcabcabcabc",
+        "1234123412341234",
+        "abcdefghijklmn",
+        "zyxwvutsrqpo",
+        "123456789012",
+        "987654321098",
+    ],
+)
+def test_repeats_and_plain_sequences_are_refused(password):
+    with pytest.raises(IdentityPolicyError) as refused:
+        check_password(password, username="tess")
+    assert refused.value.message == (
+        "A password must not be one character or a short run repeated, or a plain sequence "
+        "such as abcdefghijkl or 123456789012."
+    )
+
+
+def test_a_run_of_five_repeated_is_not_a_short_repeat():
+    check_password("abcdeabcdeabcde", username="tess")
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["twelve chars\tand more", "line one\nline two", "nul\x00inside it", "escape\x1b[2J here"],
+)
+def test_control_characters_are_refused_tab_and_line_breaks_included(password):
+    with pytest.raises(IdentityPolicyError) as refused:
+        check_password(password, username="tess")
+    assert refused.value.message == "A password must not contain control characters."
+
+
+def test_a_listed_password_is_refused_whatever_its_case_and_surrounding_spaces():
+    common = frozenset({"qwerty123456"})
+    for candidate in ("qwerty123456", "QWERTY123456", "  QwErTy123456 "):
+        with pytest.raises(IdentityPolicyError) as refused:
+            check_password(candidate, username="tess", common=common)
+        assert refused.value.message == (
+            "This password is on a list of common or breached passwords; choose another."
+        )
+    check_password("qwerty123456 but longer", username="tess", common=common)
+
+
+def test_the_demo_password_is_refused_unless_allowed():
+    with pytest.raises(IdentityPolicyError) as refused:
+        check_password(DEMO_PASSWORD.upper(), username="tess")
+    assert refused.value.message == (
+        "The demo password is published; choose a password nobody else knows."
+    )
+    check_password(DEMO_PASSWORD, username="tess", allow_demo_password=True)
+
+
+def test_no_composition_rules_unicode_and_spaces_are_fine():
+    for password in (
+        "всё будет хорошо",
+        "     spaced     out     ",
+        "ünïcödé ünïcödé",
+        "12345 67890 13579",
+    ):
+        check_password(password, username="tess")
+
+
+def test_only_admin_and_pharmacist_need_a_second_admin():
+    assert split_privileged([Role.pharmacist, Role.packer, Role.admin, Role.technician]) == (
+        [Role.technician, Role.packer],
+        [Role.pharmacist, Role.admin],
+    )
+    assert split_privileged([Role.packer]) == ([Role.packer], [])
 
 
 # ---------------------------------------------------------------- roles

@@ -15,7 +15,7 @@ from core.identity.passwords import (
     verify_password_async,
 )
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = "violet kettle under the stairs"
 
 
 def test_hash_is_argon2id_salted_and_verifies_only_the_right_password():
