@@ -210,11 +210,12 @@ class UsersController(Controller):
     )
     async def list_role_requests(
         self,
-        state: Annotated[
+        # `state` is the name Litestar reserves for the app state; the query is still ?state=
+        wanted: Annotated[
             Literal["pending", "approved", "rejected", "all"], Parameter(query="state")
         ] = "pending",
     ) -> list[RoleRequestOut]:
-        rows = await role_grants.list_requests(None if state == "all" else state)
+        rows = await role_grants.list_requests(None if wanted == "all" else wanted)
         return [RoleRequestOut.from_row(row) for row in rows]
 
     @post(

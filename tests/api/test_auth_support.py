@@ -37,6 +37,7 @@ async def make_user(
         is_active=active,
         created_at=now,
         password_changed_at=now,
+        credentials_changed_at=now,
     )
     await user.save()
     return user

@@ -104,7 +104,9 @@ async def test_admin_lists_users_without_password_hashes(admin):
         "username",
         "display_name",
         "roles",
+        "pending_roles",
         "is_active",
+        "must_change_password",
         "created_at",
         "password_changed_at",
         "last_login_at",
@@ -113,16 +115,20 @@ async def test_admin_lists_users_without_password_hashes(admin):
 
 
 async def test_admin_creates_a_user_who_can_then_log_in(admin, http):
+    """The pharmacist role waits for a second admin (tests/api/test_role_grants.py); the
+    password must be changed at the first sign-in (test_credentials_lifecycle.py)."""
     response = await admin.post("/api/users", json=NEW_USER)
 
     assert response.status_code == 201
     body = response.json()
-    assert (body["username"], body["display_name"], body["roles"], body["is_active"]) == (
-        "new.pharmacist",
-        "Dr. Nadia Novak",
-        ["pharmacist"],
-        True,
-    )
+    assert (
+        body["username"],
+        body["display_name"],
+        body["roles"],
+        body["pending_roles"],
+        body["is_active"],
+        body["must_change_password"],
+    ) == ("new.pharmacist", "Dr. Nadia Novak", [], ["pharmacist"], True, True)
     assert body["last_login_at"] is None
     [row] = await db.fetch(
         "SELECT password_hash FROM app_user WHERE username = {}", "new.pharmacist"
@@ -140,13 +146,16 @@ async def test_admin_creates_a_user_who_can_then_log_in(admin, http):
             "after": {
                 "username": "new.pharmacist",
                 "display_name": "Dr. Nadia Novak",
-                "roles": ["pharmacist"],
+                "roles": [],
                 "is_active": True,
+                "must_change_password": True,
             },
             "reason": "",
         }
     ]
-    assert (await login(http, "new.pharmacist", NEW_USER["password"])).status_code == 200
+    signed_in = await login(http, "new.pharmacist", NEW_USER["password"])
+    assert signed_in.status_code == 200
+    assert signed_in.json()["must_change_password"] is True
 
 
 async def test_duplicate_username_is_409_and_changes_nothing(admin):
@@ -225,21 +234,26 @@ async def test_admin_changes_roles_and_the_trail_shows_before_and_after(admin, s
     session = await logged_in_client(served_app.url, "tess")
     assert (await session.get("/api/audit/events")).status_code == 403
 
+    assert (await session.get("/api/users")).status_code == 403
+
+    # admin would need a second admin's approval (test_role_grants.py); packer does not.
     response = await admin.patch(
         f"/api/users/{tess.id}",
-        json={"roles": ["pharmacist", "technician"], "reason": "passed boards"},
+        json={"roles": ["packer", "technician"], "reason": "covers the pack bench"},
     )
 
     assert response.status_code == 200
-    assert response.json()["roles"] == ["technician", "pharmacist"]
-    # Roles are read on every request: the open session has the new role at once.
-    assert (await session.get("/api/audit/events")).status_code == 200
+    assert response.json()["roles"] == ["technician", "packer"]
     [event] = [e for e in await audit_events() if e["action"] == "user.updated"]
     assert (event["before"], event["after"], event["reason"]) == (
         {"roles": ["technician"]},
-        {"roles": ["technician", "pharmacist"]},
-        "passed boards",
+        {"roles": ["technician", "packer"]},
+        "covers the pack bench",
     )
+    # Roles are read on every request: the open session loses a role at once.
+    removed = await admin.patch(f"/api/users/{tess.id}", json={"roles": ["packer"]})
+    assert removed.json()["roles"] == ["packer"]
+    assert (await session.get("/api/auth/me")).json()["roles"] == ["packer"]
     await session.aclose()
 
 
@@ -330,10 +344,10 @@ async def test_another_admin_can_take_the_admin_role_away(admin, served_app):
     await make_user("bea", "admin")
     bea = await logged_in_client(served_app.url, "bea")
 
-    response = await bea.patch(f"/api/users/{admin.user.id}", json={"roles": ["pharmacist"]})
+    response = await bea.patch(f"/api/users/{admin.user.id}", json={"roles": ["packer"]})
 
     assert response.status_code == 200
-    assert response.json()["roles"] == ["pharmacist"]
+    assert response.json()["roles"] == ["packer"]
     # Ada's session goes on, but without the admin role from this request on.
     assert (await admin.get("/api/users")).status_code == 403
     await bea.aclose()
@@ -360,7 +374,8 @@ async def test_admin_resets_a_password_and_the_users_sessions_end(admin, served_
     assert (await login(http, "tess", PASSWORD)).status_code == 401
     assert (await login(http, "tess", new_password)).status_code == 200
     [event] = [e for e in await audit_events() if e["action"] == "user.password_set"]
-    assert set(event["after"]) == {"password_changed_at"}
+    assert set(event["after"]) == {"password_changed_at", "must_change_password"}
+    assert event["after"]["must_change_password"] is True
     assert event["reason"] == "forgot it"
     await session.aclose()
 
