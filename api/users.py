@@ -109,7 +109,7 @@ class PasswordSetIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class RoleRequestIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    role: Literal[Role.admin, Role.pharmacist]
+    role: Literal["admin", "pharmacist"]  # the roles that need a second admin
     reason: Reason = ""
 
     def __post_init__(self) -> None:
