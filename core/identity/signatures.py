@@ -86,7 +86,8 @@ class Signature:
             "printed_name": self.printed_name,
             "username": self.username,
             "meaning": self.meaning.value,
-            "signed_at": self.signed_at,
+            # ISO 8601 in UTC, spelled out: the record must say when without interpretation.
+            "signed_at": self.signed_at.isoformat(),
         }
 
 
