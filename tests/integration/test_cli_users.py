@@ -197,3 +197,83 @@ def test_interactive_create_repeats_the_question_when_the_two_entries_differ():
 
     assert "Error: The two entered values do not match." in result.output
     assert result.exit_code == 1  # input ran out while asking again: aborted, nothing created
+
+
+async def test_a_password_set_on_the_shell_must_be_changed_unless_the_owner_typed_it(infusion):
+    forced = infusion(*create_args("pat.pharm"), "--password-stdin", stdin=PASSWORD + "\n")
+    typed = infusion(
+        *create_args("own.choice"), "--password-stdin", "--no-forced-change", stdin=PASSWORD + "\n"
+    )
+    reset = infusion("set-password", "own.choice", "--password-stdin", stdin="reset by ops today\n")
+
+    assert [r.returncode for r in (forced, typed, reset)] == [0, 0, 0]
+    rows = await db.fetch("SELECT username, must_change_password FROM app_user ORDER BY username")
+    assert rows == [
+        {"username": "own.choice", "must_change_password": True},
+        {"username": "pat.pharm", "must_change_password": True},
+    ]
+    typed_rows = await db.fetch(
+        "SELECT after->>'must_change_password' AS m FROM audit_event WHERE action = 'user.created'"
+        " ORDER BY seq"
+    )
+    assert [r["m"] for r in typed_rows] == ["true", "false"]
+
+
+async def test_the_shell_refuses_breached_and_demo_passwords_outside_development(infusion):
+    breached = infusion(*create_args("pat.pharm"), "--password-stdin", stdin="qwerty123456\n")
+    demo = infusion(*create_args("pat.pharm"), "--password-stdin", stdin="infusion-demo-2026\n")
+
+    assert (breached.returncode, breached.stderr) == (
+        1,
+        "error: This password is on a list of common or breached passwords; choose another.\n",
+    )
+    assert (demo.returncode, demo.stderr) == (
+        1,
+        "error: The demo password is published; choose a password nobody else knows.\n",
+    )
+    assert await User.count() == 0
+
+
+async def test_tokens_are_listed_and_revoked_from_the_shell_and_a_reset_revokes_the_rest(
+    infusion,
+):
+    from core.identity.services import issue_token
+
+    tess = await make_user("tess.tech", "technician")
+    async with db.transaction():
+        printer, _ = await issue_token(tess.id, name="label printer", actor="test")
+        scale, _ = await issue_token(tess.id, name="scale", actor="test")
+
+    listed = infusion("tokens", "tess.tech")
+    revoked = infusion("revoke-token", "tess.tech", str(printer.id), "--reason", "printer lost")
+    not_hers = infusion("revoke-token", "nobody.here", str(scale.id))
+    reset = infusion("set-password", "tess.tech", "--password-stdin", stdin="reset by ops today\n")
+    after = infusion("tokens", "tess.tech")
+
+    assert listed.returncode == 0
+    assert listed.stdout.splitlines() == [
+        "    id  prefix    state    last used                  name",
+        f"{printer.id:>6}  {printer.prefix}  active   never                      label printer",
+        f"{scale.id:>6}  {scale.prefix}  active   never                      scale",
+    ]
+    assert (revoked.returncode, revoked.stdout) == (
+        0,
+        f"revoked token {printer.id} ({printer.prefix}, label printer)\n",
+    )
+    assert (not_hers.returncode, not_hers.stderr) == (
+        1,
+        "error: There is no user 'nobody.here'.\n",
+    )
+    assert reset.returncode == 0
+    assert [line.split()[2] for line in after.stdout.splitlines()[1:]] == ["revoked", "revoked"]
+    actor = f"cli:{getpass.getuser()}"
+    trail = await db.fetch(
+        "SELECT actor, action, subject_id, reason FROM audit_event"
+        " WHERE action = 'api_token.revoked' ORDER BY seq"
+    )
+    assert trail == [
+        {"actor": actor, "action": "api_token.revoked", "subject_id": str(printer.id),
+         "reason": "printer lost"},
+        {"actor": actor, "action": "api_token.revoked", "subject_id": str(scale.id),
+         "reason": "password changed"},
+    ]  # fmt: skip
