@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.datastructures import State
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from api.auth import AuthenticatedUser, TokenOut
@@ -212,7 +212,7 @@ class UsersController(Controller):
         self,
         # `state` is the name Litestar reserves for the app state; the query is still ?state=
         wanted: Annotated[
-            Literal["pending", "approved", "rejected", "all"], Parameter(query="state")
+            Literal["pending", "approved", "rejected", "all"], QueryParameter(name="state")
         ] = "pending",
     ) -> list[RoleRequestOut]:
         rows = await role_grants.list_requests(None if wanted == "all" else wanted)
@@ -351,7 +351,7 @@ class UsersController(Controller):
         request: Request[Any, Any, Any],
         user_id: SerialId,
         token_id: SerialId,
-        reason: Annotated[str, Parameter(query="reason", max_length=1000)] = "",
+        reason: Annotated[str, QueryParameter(name="reason", max_length=1000)] = "",
     ) -> None:
         me = _me(request)
         async with db.transaction():

@@ -187,6 +187,7 @@ async def test_login_answers_with_the_user_and_starts_a_session(http):
         "roles": ["pharmacist", "admin"],
         "via": "session",
         "token_id": None,
+        "must_change_password": False,
     }
     me = await http.get("/api/auth/me")
     assert me.status_code == 200

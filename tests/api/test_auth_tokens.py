@@ -100,6 +100,7 @@ async def test_bearer_token_authenticates_without_a_cookie(served_app, http):
         "roles": ["technician"],
         "via": "token",
         "token_id": created["id"],
+        "must_change_password": False,
     }
     assert set_cookies(response) == []
     [row] = await db.fetch("SELECT last_used_at FROM api_token")

@@ -82,6 +82,12 @@ def test_the_identity_routes_are_guarded_as_intended(test_settings):
         "getUser": ["requires(admin, interactive=True)"],
         "updateUser": ["requires(admin, interactive=True)"],
         "setUserPassword": ["requires(admin, interactive=True)"],
+        "listUserTokens": ["requires(admin, interactive=True)"],
+        "revokeUserToken": ["requires(admin, interactive=True)"],
+        "requestRole": ["requires(admin, interactive=True)"],
+        "listRoleRequests": ["requires(admin, interactive=True)"],
+        "approveRoleRequest": ["requires(admin, interactive=True)"],
+        "rejectRoleRequest": ["requires(admin, interactive=True)"],
     }
 
 
