@@ -127,3 +127,28 @@ class HomePage(BasePage):
 
     async def role_names(self) -> list[str]:
         return [text.strip() for text in await self.roles.get_by_role("listitem").all_inner_texts()]
+
+
+class PasswordPage(BasePage):
+    """`/password`: choose a new password (where an admin-set password leads)."""
+
+    path = "/password"
+
+    @property
+    def required_notice(self) -> Locator:
+        return self.testid("password-required")
+
+    @property
+    def error(self) -> Locator:
+        return self.testid("password-error")
+
+    async def expect_here(self) -> None:
+        await expect(self.testid("password-form")).to_be_visible()
+
+    async def change(self, current: str, new: str, again: str | None = None) -> None:
+        """Fill in the form and send it; the caller checks where it landed."""
+        await self.testid("password-current").fill(current)
+        await self.testid("password-new").fill(new)
+        await self.testid("password-new-again").fill(new if again is None else again)
+        async with self.page.expect_navigation():
+            await self.testid("password-submit").click()
