@@ -30,6 +30,7 @@ import functools
 import json
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -298,7 +299,17 @@ def describe_error(exc: BaseException, definition: JobDef) -> str:
     return redact_text("".join(traceback.format_exception_only(exc)).strip())[:2000]
 
 
+_current_job: ContextVar[str | None] = ContextVar("current_job", default=None)
+
+
+def current_job() -> str | None:
+    """The name of the job this task is running (None outside a job)."""
+    return _current_job.get()
+
+
 async def _run(definition: JobDef, ctx: dict[str, Any], ids: tuple[Id, ...]) -> Any:
+    # arq runs each job in a task of its own, so this is never seen by another job.
+    _current_job.set(definition.name)
     row_id = outbox_row_of(ctx.get("job_id", ""))
     if row_id is None:
         # A cron tick (or a job pushed by hand): no outbox row to count attempts on.
