@@ -298,3 +298,49 @@ async def test_a_failed_run_of_a_real_job_is_retried_from_the_cli_and_runs():
         "SELECT failed_at IS NOT NULL AS failed, done_at IS NOT NULL AS done FROM outbox_job"
         " ORDER BY id"
     ) == [{"failed": True, "done": False}, {"failed": False, "done": True}]
+
+
+async def test_a_cron_entry_fires_at_pharmacy_local_time_whatever_the_worker_zone(
+    clean_state, redis
+):
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from arq.worker import Worker
+
+    from core.clock import set_local_zone
+    from core.queue import JobDef
+
+    async def tick() -> None:
+        await db.fetch("INSERT INTO test_job_run (job_key) VALUES ('tick')")
+
+    # Kiritimati is UTC+14: its wall clock reads 14 hours ahead of the worker's (UTC).
+    pharmacy = ZoneInfo("Pacific/Kiritimati")
+    due = (datetime.now(UTC) + timedelta(seconds=3)).astimezone(pharmacy)
+    fields = {"hour": due.hour, "minute": due.minute, "second": due.second}
+    entry = JobDef(name="tests.contract.tick", body=tick, timeout=5, cron=fields).arq_cron()
+    previous = set_local_zone(pharmacy)
+    worker = Worker(
+        cron_jobs=[entry],
+        redis_settings=queue.redis_settings(clean_state.redis_url or ""),
+        poll_delay=0.05,
+        handle_signals=False,
+        timezone=UTC,
+    )
+    task = asyncio.create_task(worker.main())
+    try:
+        deadline = time.monotonic() + 15
+        while await runs() != ["tick"]:
+            assert not task.done(), task.exception()
+            assert time.monotonic() < deadline, f"no tick at {fields} in {pharmacy}"
+            await asyncio.sleep(0.05)
+        fired = datetime.now(UTC).astimezone(pharmacy)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await worker.close()
+        set_local_zone(previous)
+    # Fired at that local second (plus arq's 0.123456 s and this loop's polling).
+    assert timedelta(0) <= fired - due.replace(microsecond=0) < timedelta(seconds=2)
+    assert entry.next_run is not None
+    assert entry.next_run - due.astimezone(UTC) > timedelta(hours=23)  # next: tomorrow
