@@ -96,9 +96,10 @@ class JobDef:
         are matched on the pharmacy's wall clock whatever the worker machine's zone."""
         if self.cron is None:
             raise ValueError(f"job {self.name!r} declares no cron schedule")
-        base = cron(
-            self._runner(), name=self.name, timeout=self.timeout, unique=True, **dict(self.cron)
-        )
+        # arq's cron default of one try would refuse a run of this job from the outbox the
+        # moment it waits behind an earlier run (Retry); give it the same room as arq_function.
+        fields = {"max_tries": self.max_attempts + WAIT_TRIES, **dict(self.cron)}
+        base = cron(self._runner(), name=self.name, timeout=self.timeout, unique=True, **fields)
         return LocalCronJob(**{name: getattr(base, name) for name in base.__dataclass_fields__})
 
 
