@@ -344,3 +344,40 @@ async def test_a_cron_entry_fires_at_pharmacy_local_time_whatever_the_worker_zon
     assert timedelta(0) <= fired - due.replace(microsecond=0) < timedelta(seconds=2)
     assert entry.next_run is not None
     assert entry.next_run - due.astimezone(UTC) > timedelta(hours=23)  # next: tomorrow
+
+
+async def test_the_sweeper_holds_no_transaction_or_row_lock_while_it_waits_on_redis(redis):
+    from datetime import UTC, datetime
+
+    from arq.connections import ArqRedis
+
+    from core.jobs import sweep_outbox_job
+
+    async with db.transaction():
+        await enqueue(record_run, "stalled")
+    # A Redis that accepts connections and never answers: the sweep waits on its first call.
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    stalled = ArqRedis(host="127.0.0.1", port=server.sockets[0].getsockname()[1])
+    real = queue.pool()
+    queue.attach(stalled)
+    previous = set_clock(FixedClock(datetime.now(UTC) + timedelta(minutes=1)))  # row is due
+    run = sweep_outbox_job._runner()
+    sweeping = asyncio.create_task(run({"job_id": "cron:core.sweep_outbox:1"}))
+    try:
+        await asyncio.sleep(0.5)
+        assert not sweeping.done()
+        waiting = await db.fetch(
+            "SELECT state FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state LIKE 'idle in transaction%'"
+        )
+        assert waiting == []
+        async with db.transaction():
+            locked = await db.fetch("SELECT id FROM outbox_job FOR UPDATE NOWAIT")
+        assert len(locked) == 1
+    finally:
+        sweeping.cancel()
+        await asyncio.gather(sweeping, return_exceptions=True)
+        set_clock(previous)
+        queue.attach(real)
+        await stalled.aclose(close_connection_pool=True)
+        server.close()

@@ -283,5 +283,6 @@ async def test_a_deferred_job_waits_in_redis_and_is_not_swept_before_it_is_due(r
     # arq holds it until its time (a burst worker would wait for it, so none is run here).
     score_ms = await redis.zscore("arq:queue", await arq_id(job_id))
     [row] = await db.fetch("SELECT run_at FROM outbox_job")
-    assert abs(score_ms - row["run_at"].timestamp() * 1000) <= 1  # arq rounds to the ms
+    # arq is handed the delay, measured on its own clock: a few ms of drift at most.
+    assert abs(score_ms - row["run_at"].timestamp() * 1000) <= 50
     assert await runs() == []
