@@ -323,7 +323,14 @@ async def _run(definition: JobDef, ctx: dict[str, Any], ids: tuple[Id, ...]) -> 
         raise  # arq's "try again later"; the attempt was counted when it began
     except (Exception, asyncio.CancelledError) as exc:
         error = describe_error(exc, definition)
-        log.error("job.attempt_failed", job=definition.name, row=row_id, error=error)
+        # The traceback goes to the log too; the log's processors redact it like `error`.
+        log.error(
+            "job.attempt_failed",
+            job=definition.name,
+            row=row_id,
+            error=error,
+            exc_info=not isinstance(exc, asyncio.CancelledError),
+        )
         try:
             await asyncio.wait_for(
                 _attempt_failed(definition, row_id, error), RECORD_FAILURE_TIMEOUT_S

@@ -267,6 +267,7 @@ async def test_exception_text_quoting_a_value_is_redacted_in_logs_and_last_error
     assert process.returncode == 0, process.stderr
     logs = process.stdout + process.stderr
     assert "invalid input syntax for type integer" in logs  # the failure was logged
+    assert '"exception": "Traceback' in logs  # with its traceback, redacted too
     assert secret not in logs
     [row] = await rows()
     assert row["failed"] is True
