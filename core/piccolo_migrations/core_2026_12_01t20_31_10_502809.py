@@ -8,6 +8,7 @@ from piccolo.columns.indexes import IndexMethod
 
 ID = "2026-12-01T20:31:10:502809"
 VERSION = "1.38.0"
+PARENT = "2026-11-22T00:46:37:491237"  # the migration before this one
 DESCRIPTION = "outbox runs: started_at, no database clock; job_claim for step jobs"
 
 

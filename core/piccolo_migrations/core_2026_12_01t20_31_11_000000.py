@@ -3,6 +3,7 @@ from piccolo.engine.finder import engine_finder
 
 ID = "2026-12-01T20:31:11:000000"
 VERSION = "1.38.0"
+PARENT = "2026-12-01T20:31:10:502809"  # the migration before this one
 # Piccolo runs raw steps before a migration's column changes: this one needs started_at, so it
 # is a migration of its own after the one that adds the column.
 DESCRIPTION = "outbox: one run not yet started per job id (dedupe only against those)"
