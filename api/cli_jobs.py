@@ -56,11 +56,11 @@ def list_command(failed_only: bool, limit: int) -> None:
 @click.argument("run_id", type=click.IntRange(1, 2**31 - 1))
 def retry(run_id: int) -> None:
     """Run a failed job again (the failed run stays in the list as history)."""
-    from api.worker import domain_jobs
+    from api.worker import context_jobs
     from core import db
     from core.queue import connect, disconnect, retry_failed
 
-    domain_jobs()  # the worker's registry: retry knows every job the worker runs
+    context_jobs()  # the worker's registry: retry knows every job the worker runs
     settings = settings_from_env()
     with servers_for(settings) as resolved:
 
