@@ -17,6 +17,7 @@ from typing import Any
 from piccolo.engine.postgres import PostgresEngine
 
 from core.logging import get_logger
+from core.pool import pool_options
 
 log = get_logger(__name__)
 
@@ -68,7 +69,8 @@ async def open_pool(dsn: str, *, max_size: int = 10) -> Engine:
     configure(dsn)
     # min_size=0: the pool connects on first use, so a process starts while PostgreSQL is
     # down and reports it on /health instead of crashing (asyncpg's default minimum is 10).
-    await db.start_connection_pool(min_size=0, max_size=max_size)
+    # pool_options(): a release resets the connection's session state (core/pool.py).
+    await db.start_connection_pool(min_size=0, max_size=max_size, **pool_options())
     return db
 
 

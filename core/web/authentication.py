@@ -26,7 +26,7 @@ from core.logging import get_logger
 from core.settings import Settings
 from core.web.guards import is_public
 from core.web.principal import AuthenticatedUser
-from core.web.sessions import UNAVAILABLE, SessionsUnavailable, session_config
+from core.web.sessions import NO_CALLER, UNAVAILABLE, SessionsUnavailable, session_config
 
 log = get_logger(__name__)
 
@@ -35,6 +35,7 @@ class AuthenticationMiddleware(ASGIMiddleware):
     """Sets scope["user"] (AuthenticatedUser or None); must run inside the session middleware."""
 
     scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
+    exclude_opt_key = NO_CALLER
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
