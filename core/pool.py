@@ -17,7 +17,6 @@ when it was acquired.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 import asyncpg
@@ -60,23 +59,3 @@ async def select_one(pool: asyncpg.Pool) -> None:
         mark = getattr(connection, "mark_state_unchanged", None)
         if mark is not None:
             mark()
-
-
-async def ping_database() -> None:
-    """The health check's `SELECT 1`: through the pool when it is open, else as any query."""
-    pool = _engine().pool
-    if pool is None:
-        from core import db
-
-        await db.fetch("SELECT 1")
-    else:
-        await select_one(pool)
-
-
-@cache
-def _engine() -> Any:
-    # piccolo_conf.DB, one object for the process (its pool comes and goes, read each time);
-    # looking it up costs more than the SELECT 1's Python.
-    from core import db
-
-    return db.engine()

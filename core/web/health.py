@@ -10,7 +10,7 @@ from litestar import Controller, Response, get
 from litestar.datastructures import State
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
-from core.pool import ping_database
+from core.db import ping_database
 from core.web.sessions import NO_CALLER
 
 CHECK_TIMEOUT_S = 2.0

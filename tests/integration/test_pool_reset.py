@@ -11,7 +11,8 @@ import asyncpg
 import pytest
 
 from core import db
-from core.pool import ping_database, pool_options, select_one
+from core.db import ping_database
+from core.pool import pool_options, select_one
 
 # asyncpg's reset on release (PostgreSQL 15 has every capability it checks), then ours.
 FULL_RESET = "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;\nDISCARD TEMP;"
