@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +154,16 @@ async def test_worker_survives_redis_stopped_for_5_s_and_runs_a_later_job_exactl
 # ---------------------------------------------------------------- infusion dev
 
 
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A data folder outside pytest's tmp tree. Run as root, the embedded PostgreSQL runs as
+    its own system user, and any pytest session starting on this machine resets
+    /tmp/pytest-of-root to 0700, which locks that user out of a tmp_path mid-test."""
+    folder = Path(tempfile.mkdtemp(prefix="infusion-outages-"))
+    yield folder / "data"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def dev_redis_pid(data_dir: Path) -> int:
     return int((data_dir / "redis" / "redis.pid").read_text().strip())
 
@@ -169,9 +181,8 @@ def health(port: int) -> httpx.Response:
 
 
 async def test_dev_keeps_its_api_up_while_its_redis_is_down_5_s_then_restarts_it(
-    tmp_path: Path,
+    tmp_path: Path, data_dir: Path
 ):
-    data_dir = tmp_path / "data"
     port = free_loopback_port()
     log = tmp_path / "dev.log"
     env = {**dev_env(data_dir), "INFUSION_LOG_FORMAT": "json", "INFUSION_LOG_LEVEL": "INFO"}
@@ -253,8 +264,9 @@ def dev_database_url(data_dir: Path) -> str:
     return f"postgresql://postgres@/infusion?host={socket_dir}&port={port}"
 
 
-def test_a_clean_stop_after_a_kill_9_and_restart_stops_the_embedded_postgres(tmp_path: Path):
-    data_dir = tmp_path / "data"
+def test_a_clean_stop_after_a_kill_9_and_restart_stops_the_embedded_postgres(
+    tmp_path: Path, data_dir: Path
+):
     port = free_loopback_port()
     first = start_dev(data_dir, port, tmp_path / "dev1.log")
     wait_healthy(first, port, tmp_path / "dev1.log", timeout=120)
