@@ -80,11 +80,12 @@ class WorkerSupervisor:
         if not main.done() or main.cancelled() or main.exception() is None:
             # Stopped, or a burst run that emptied the queue: the normal close.
             try:
-                await worker.close()
+                await worker.close()  # cancels `main` when it is still running
             except Exception as exc:
                 if not is_outage(exc):
                     raise
                 await self._discard(worker)  # Redis went away while closing
+            await asyncio.gather(main, return_exceptions=True)
             return False
         error = main.exception()
         await self._discard(worker)

@@ -284,3 +284,30 @@ def test_a_clean_stop_after_a_kill_9_and_restart_stops_the_embedded_postgres(
     assert running_servers(data_dir) == []
     handles = json.loads((data_dir / "postgres" / ".handle_pids.json").read_text())
     assert handles == []
+
+
+def test_dev_stops_with_one_sentence_when_its_redis_cannot_be_restarted(
+    tmp_path: Path, data_dir: Path
+):
+    port = free_loopback_port()
+    log = tmp_path / "dev.log"
+    env = {**dev_env(data_dir), "INFUSION_LOG_FORMAT": "json", "INFUSION_LOG_LEVEL": "INFO"}
+    process = start_command(["dev", "--port", str(port)], env, log)
+    try:
+        wait_healthy(process, port, log, timeout=120)
+        redis_log = data_dir / "redis" / "redis.log"
+        os.kill(dev_redis_pid(data_dir), signal.SIGKILL)
+        redis_log.unlink()
+        redis_log.mkdir()  # every restart fails: redis-server cannot open its log
+        code = process.wait(90)
+    finally:
+        stop_process(process)
+    output = text_of(log)
+    assert code == 1, output
+    folder = data_dir / "redis"
+    assert (
+        f"Error: the embedded Redis in {folder} died and could not be restarted (6 tries); "
+        f"see {folder / 'redis.log'}"
+    ) in output
+    assert len(named(log, "dev.redis_restart_failed")) == 6
+    assert running_servers(data_dir) == []
