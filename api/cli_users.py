@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from api.cli import run_with_database, servers_for, settings_from_env
+from core.commandline import run_with_database, servers_for, settings_from_env
 from core.identity.model import ROLE_ORDER, normalise_username
 from core.identity.password_policy import check_new_password
 

@@ -23,9 +23,7 @@ from litestar.datastructures import State
 from litestar.params import JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from api.auth import AuthenticatedUser, TokenOut
-from api.guards import requires
-from api.inputs import SerialId, refuse_control_characters, require_json
+from api.auth import TokenOut
 from core import db
 from core.identity import role_grants
 from core.identity.model import Role
@@ -39,6 +37,9 @@ from core.identity.services import (
     update_user,
 )
 from core.identity.tables import RoleGrantRequest, User
+from core.web.guards import requires
+from core.web.inputs import SerialId, refuse_control_characters, require_json
+from core.web.principal import AuthenticatedUser
 
 Text = Annotated[str, msgspec.Meta(max_length=1024)]
 Reason = Annotated[str, msgspec.Meta(max_length=1000)]
@@ -163,7 +164,7 @@ def _given(value: Any) -> Any:
 class UsersController(Controller):
     path = "/api/users"
     tags = ["users"]
-    # Account management only; an admin is not thereby a pharmacist (api.guards). In person
+    # Account management only; an admin is not thereby a pharmacist (core.web.guards). In person
     # only, never with an API token (see the module docstring).
     guards = [requires(Role.admin, interactive=True)]
 
@@ -183,7 +184,7 @@ class UsersController(Controller):
         "owner must change the password at the first sign-in.",
         status_code=HTTP_201_CREATED,
         # The session cookie authorises this: JSON only, so no form on another site can post
-        # it (api.inputs).
+        # it (core.web.inputs).
         before_request=require_json,
     )
     async def create(

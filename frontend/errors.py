@@ -23,9 +23,9 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 from core.errors import InfusionError, RateLimitedError
 from core.identity.errors import PasswordChangeRequiredError
 from core.logging import get_logger
+from core.web.pages import render
+from core.web.security import login_url, request_target
 from frontend.pages.password import password_url
-from frontend.security import login_url, request_target
-from frontend.templating import render
 
 log = get_logger(__name__)
 

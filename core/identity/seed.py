@@ -3,13 +3,13 @@ approval need "another person", so a demo needs two)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from core.identity.model import DEMO_PASSWORD, Role
 from core.identity.services import create_user
 from core.identity.tables import User
+from core.manifest import SeedReport
 
 __all__ = ["DEMO_ACTOR", "DEMO_PASSWORD", "DEMO_USERS", "seed_users"]
+
 DEMO_ACTOR = "system:seed"
 
 DEMO_USERS: tuple[tuple[str, str, tuple[Role, ...]], ...] = (
@@ -21,7 +21,7 @@ DEMO_USERS: tuple[tuple[str, str, tuple[Role, ...]], ...] = (
 )
 
 
-async def seed_users(report: Any) -> None:
+async def seed_users(report: SeedReport) -> None:
     """Create the demo staff that do not exist yet (skips existing usernames).
 
     The seed is one of the two documented exceptions to the two-person rule (the demo needs
@@ -49,4 +49,4 @@ async def seed_users(report: Any) -> None:
             # by hand): its demo password may no longer work, so it is not advertised.
             continue
         report.logins.append((username, DEMO_PASSWORD, ", ".join(role.value for role in roles)))
-    report.created["users"] = report.created.get("users", 0) + created
+    report.add("users", created)

@@ -92,7 +92,7 @@ class Signature:
 
 
 class Signer(Protocol):
-    """Who asks to sign: the signed-in caller (api.auth.AuthenticatedUser fits)."""
+    """Who asks to sign: the signed-in caller (core.web.principal.AuthenticatedUser fits)."""
 
     @property
     def id(self) -> int: ...

@@ -20,13 +20,14 @@ from litestar.status_codes import (
     HTTP_429_TOO_MANY_REQUESTS,
 )
 
-from api.auth import client_address, login_session
-from api.guards import PASSWORD_CHANGE_ALLOWED, requires
 from core import db
 from core.errors import DomainError, RateLimitedError
 from core.identity.services import set_password, verify_password_change
-from frontend.security import require_same_origin, safe_next
-from frontend.templating import current_user, render
+from core.web.guards import PASSWORD_CHANGE_ALLOWED, requires
+from core.web.pages import current_user, render
+from core.web.principal import client_address
+from core.web.security import require_same_origin, safe_next
+from core.web.sessions import login_session
 
 PASSWORD_PATH = "/password"  # noqa: S105  (a path)
 MISSING = "Enter your current password and the new one twice."

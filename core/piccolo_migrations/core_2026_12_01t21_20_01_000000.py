@@ -1,8 +1,9 @@
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.engine.finder import engine_finder
 
-ID = "2026-12-01T20:31:10:000000"
+ID = "2026-12-01T21:20:01:000000"
 VERSION = "1.38.0"
+PARENT = "2026-12-01T21:20:00:000000"  # the migration before this one
 DESCRIPTION = (
     "Backfill credentials_changed_at from password_changed_at (sessions in Redis stay "
     "valid); one pending request per user and role; request states checked"

@@ -25,8 +25,9 @@ class User(Table, tablename="app_user", schema=None):
     )
 
 
-ID = "2026-12-01T20:31:09:786689"
+ID = "2026-12-01T21:20:00:000000"
 VERSION = "1.38.0"
+PARENT = "2026-12-01T20:31:11:000000"  # the migration before this one
 DESCRIPTION = "Credentials lifecycle (must_change_password, credentials_changed_at) and two-person role grant requests"
 
 
