@@ -30,6 +30,7 @@ not at all.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -209,7 +210,7 @@ async def sign(
             subject_id=subject_id,
             after={**signature.manifestation(), "client": client},
         )
-        signature = Signature(**{**signature.__dict__, "audit_seq": seq})
+        signature = dataclasses.replace(signature, audit_seq=seq)
         if act is not None:
             await act(signature)
     return signature
