@@ -16,7 +16,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from core.identity.model import Role
 from core.web.errors import EXCEPTION_HANDLERS
-from core.web.guards import RoleGuard, requires
+from core.web.guards import PASSWORD_CHANGE_ALLOWED, RoleGuard, requires
 from core.web.principal import AuthenticatedUser
 
 
@@ -35,6 +35,7 @@ class FakeUser(ASGIMiddleware):
                 display_name="Someone",
                 roles=[r for r in roles.decode().split(",") if r],
                 via=headers.get(b"x-test-via", b"session").decode(),  # type: ignore[arg-type]
+                must_change_password=b"x-test-must-change" in headers,
             )
         )
         await next_app(scope, receive, send)
@@ -55,10 +56,15 @@ async def signature() -> str:
     return "ok"
 
 
+@get("/who-am-i", guards=[requires()], opt={PASSWORD_CHANGE_ALLOWED: True})
+async def who_am_i() -> str:
+    return "ok"
+
+
 @pytest.fixture(scope="module")
 def client() -> Any:
     app = Litestar(
-        route_handlers=[pharmacist_only, staff, signature],
+        route_handlers=[pharmacist_only, staff, signature, who_am_i],
         middleware=[FakeUser()],
         exception_handlers=EXCEPTION_HANDLERS,
     )
@@ -126,3 +132,16 @@ def test_guards_carry_their_roles_for_the_route_policy_check():
 def test_an_unknown_role_is_a_programming_error_at_import_time():
     with pytest.raises(ValueError, match="superuser"):
         requires("superuser")
+
+
+def test_an_admin_set_password_closes_every_route_but_the_marked_ones(client):
+    must_change = {"x-test-roles": "pharmacist", "x-test-must-change": "1"}
+
+    refused = [client.get(path, headers=must_change) for path in ("/staff", "/pharmacist-only")]
+    allowed = client.get("/who-am-i", headers=must_change)
+
+    for response in refused:
+        assert response.status_code == 403
+        assert response.json()["code"] == "password_change_required"
+    assert allowed.status_code == 200
+    assert client.get("/staff", headers={"x-test-roles": "pharmacist"}).status_code == 200
