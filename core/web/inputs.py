@@ -56,14 +56,14 @@ JSON_ONLY = "Send the request body as JSON, with the header Content-Type: applic
 
 
 # JSON's integer grammar without the minus sign; 19 digits hold any PostgreSQL bigint.
-_STRICT_INT = re.compile(r"0|[1-9][0-9]{0,18}")
+STRICT_INT = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
 def strict_int_parser(name: str) -> Callable[[str], int]:
     """A path parser for `{name:int}` that accepts only the canonical spelling (see above)."""
 
     def parse(value: str) -> int:
-        if _STRICT_INT.fullmatch(value) is None:
+        if STRICT_INT.fullmatch(value) is None:
             # Raised while routing; a ValueError there would be a bare 404 naming nothing.
             message = (
                 "must be a whole number written with the digits 0-9 only, without a sign, "
