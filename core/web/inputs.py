@@ -36,11 +36,12 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request
-from litestar.exceptions import ClientException, ValidationException
+from litestar.exceptions import ClientException
 from litestar.params import Parameter
 from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
+from core.errors import InfusionError
 from core.identity.model import has_control_characters
 
 SERIAL_MAX = 2**31 - 1
@@ -59,19 +60,27 @@ JSON_ONLY = "Send the request body as JSON, with the header Content-Type: applic
 STRICT_INT = re.compile(r"0|[1-9][0-9]{0,18}")
 
 
+STRICT_INT_RULE = (
+    "must be a whole number written with the digits 0-9 only, without a sign, spaces, "
+    "underscores or leading zeros, at most 19 digits"
+)
+
+
+class PathParameterError(InfusionError):
+    code = "invalid_request"
+    status = 400
+
+
 def strict_int_parser(name: str) -> Callable[[str], int]:
     """A path parser for `{name:int}` that accepts only the canonical spelling (see above)."""
 
     def parse(value: str) -> int:
         if STRICT_INT.fullmatch(value) is None:
-            # Raised while routing; a ValueError there would be a bare 404 naming nothing.
-            message = (
-                "must be a whole number written with the digits 0-9 only, without a sign, "
-                "spaces, underscores or leading zeros, at most 19 digits"
-            )
-            raise ValidationException(
-                f"Invalid request: {name}: {message}",
-                extra=[{"key": name, "message": message, "source": "path"}],
+            # Raised while routing, where Litestar turns any ValueError (ValidationException
+            # is one) into a bare 404 naming nothing; the body is a validation 400's.
+            raise PathParameterError(
+                f"Invalid request: {name}: {STRICT_INT_RULE}",
+                errors=[{"key": name, "message": STRICT_INT_RULE, "source": "path"}],
             )
         return int(value)
 
