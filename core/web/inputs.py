@@ -4,8 +4,9 @@
   valid Python int but not a PostgreSQL `integer`; refused here it is a 400 naming the
   parameter, instead of an error from the driver.
 - `strict_int_path_parameters`: a `{name:int}` path parameter is written the way JSON writes an
-  integer, in ASCII digits 0-9 with no sign, space, underscore or leading zero (`0` itself
-  aside), at most 19 digits. Litestar parses it with Python's `int()`, which also reads
+  integer, in ASCII digits 0-9 with no plus sign, space, underscore or leading zero (`0` itself
+  aside; a minus sign is allowed, so `-1` is refused by the range with its usual sentence),
+  at most 19 digits. Litestar parses it with Python's `int()`, which also reads
   `/api/users/%D9%A1` (an Arabic-Indic one), `/%201` (a leading space) and `/1_0` (ten): one
   record under many spellings, which caches, logs and audit readers would take for different
   ones. Any other spelling is a 400 naming the parameter, as a query parameter's would be
@@ -56,13 +57,13 @@ PlainText = Annotated[
 JSON_ONLY = "Send the request body as JSON, with the header Content-Type: application/json."
 
 
-# JSON's integer grammar without the minus sign; 19 digits hold any PostgreSQL bigint.
-STRICT_INT = re.compile(r"0|[1-9][0-9]{0,18}")
+# JSON's integer grammar; 19 digits hold any PostgreSQL bigint.
+STRICT_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,18})")
 
 
 STRICT_INT_RULE = (
-    "must be a whole number written with the digits 0-9 only, without a sign, spaces, "
-    "underscores or leading zeros, at most 19 digits"
+    "must be a whole number written with the digits 0-9 only (and a leading minus sign), "
+    "without a plus sign, spaces, underscores or leading zeros, at most 19 digits"
 )
 
 
