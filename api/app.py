@@ -21,6 +21,7 @@ from core.redis import make_redis
 from core.settings import Settings
 from core.web.authentication import auth_middleware
 from core.web.errors import EXCEPTION_HANDLERS
+from core.web.openapi import contract_plugins
 from core.web.sessions import session_stores
 
 
@@ -54,6 +55,9 @@ def create_app(settings: Settings, *, manage_resources: bool = True) -> Litestar
         ),
         lifespan=[resources],
         exception_handlers=EXCEPTION_HANDLERS,
+        # What every route documents, accepts and answers, derived from the route
+        # (core.web.openapi): a route added later needs nothing of its own.
+        plugins=contract_plugins(),
         # Sessions (in Redis) and who is calling; guards on each route decide who may.
         middleware=auth_middleware(settings),
         stores=session_stores(settings),

@@ -38,11 +38,13 @@ from core.identity.services import (
 )
 from core.identity.tables import RoleGrantRequest, User
 from core.web.guards import requires
-from core.web.inputs import SerialId, refuse_control_characters, require_json
+from core.web.inputs import PlainText, SerialId, refuse_control_characters, require_json
 from core.web.principal import AuthenticatedUser
 
 Text = Annotated[str, msgspec.Meta(max_length=1024)]
-Reason = Annotated[str, msgspec.Meta(max_length=1000)]
+# Refused with control characters (`refuse_control_characters`); PlainText documents it.
+Label = Annotated[PlainText, msgspec.Meta(max_length=1024)]
+Reason = Annotated[PlainText, msgspec.Meta(max_length=1000)]
 
 
 class UserOut(msgspec.Struct, kw_only=True):
@@ -81,7 +83,7 @@ async def _user_out(user: User) -> UserOut:
 
 class UserCreateIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     username: Text
-    display_name: Text
+    display_name: Label
     password: Text
     roles: list[Role]
 
@@ -92,7 +94,7 @@ class UserCreateIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class UserPatchIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Only the fields present change."""
 
-    display_name: Text | msgspec.UnsetType = msgspec.UNSET
+    display_name: Label | msgspec.UnsetType = msgspec.UNSET
     roles: list[Role] | msgspec.UnsetType = msgspec.UNSET
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
     reason: Reason = ""

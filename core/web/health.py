@@ -8,6 +8,7 @@ import time
 import msgspec
 from litestar import Controller, Response, get
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from core.db import ping_database
@@ -63,6 +64,12 @@ class HealthController(Controller):
         summary="Health of this process, the database and Redis",
         description="200 when every part answers; 503 with `down` naming the parts that do not.",
         cache=False,
+        # Its 503 is this report, not a problem body (core.web.openapi leaves it so).
+        responses={
+            HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
+                Health, description="A part is down; `down` names it.", generate_examples=False
+            )
+        },
     )
     async def health(self, state: State) -> Response[Health]:
         health = await check_health(state)

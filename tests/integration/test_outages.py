@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,16 +150,6 @@ async def test_worker_survives_redis_stopped_for_5_s_and_runs_a_later_job_exactl
 
 
 # ---------------------------------------------------------------- infusion dev
-
-
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """A data folder outside pytest's tmp tree. Run as root, the embedded PostgreSQL runs as
-    its own system user, and any pytest session starting on this machine resets
-    /tmp/pytest-of-root to 0700, which locks that user out of a tmp_path mid-test."""
-    folder = Path(tempfile.mkdtemp(prefix="infusion-outages-"))
-    yield folder / "data"
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def dev_redis_pid(data_dir: Path) -> int:
