@@ -68,9 +68,22 @@ class RateLimitedError(DomainError):
         self.retry_after = retry_after
 
 
+class OutageError(InfusionError):
+    """A server we depend on did not answer in time: 503 `unavailable` with Retry-After."""
+
+    code = "unavailable"
+    status = 503
+
+
+class DatabaseUnavailableError(OutageError):
+    """PostgreSQL refused, dropped or did not answer within core.db's timeouts (pool acquire,
+    connect, command), so the request fails fast instead of waiting out the outage."""
+
+
 # A server not answering (PostgreSQL or Redis down, a timeout), as opposed to a bug: the edge
 # answers 503 and /health names the part.
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OutageError,
     OSError,
     TimeoutError,
     RedisConnectionError,
