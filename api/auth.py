@@ -31,7 +31,6 @@ from litestar.datastructures.headers import Headers
 from litestar.enums import ScopeType
 from litestar.exceptions import (
     NotAuthorizedException,
-    ServiceUnavailableException,
 )
 from litestar.middleware import ASGIMiddleware
 from litestar.middleware.session.server_side import (
@@ -48,7 +47,7 @@ from litestar.utils.dataclass import extract_dataclass_items
 from api.guards import NOT_SIGNED_IN, is_public, requires
 from api.inputs import SerialId, refuse_control_characters, require_json
 from core import db
-from core.errors import OUTAGE_ERRORS
+from core.errors import OUTAGE_ERRORS, OutageError
 from core.identity.model import password_stamp
 from core.identity.services import (
     authenticate,
@@ -244,13 +243,15 @@ class AuthenticationMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         try:
-            user = await self._identify(scope)
+            # opt={"anonymous": True} (/health): never looks the caller up, so it costs no query.
+            anonymous = scope["route_handler"].opt.get("anonymous") is True
+            user = None if anonymous else await self._identify(scope)
         except (*OUTAGE_ERRORS, _SessionsUnavailable) as exc:
             # A server not answering rather than a bug: public routes go on without a user
             # (so /health can say what is down), guarded ones answer 503.
             log.warning("auth.unavailable", error_type=type(exc).__name__)
             if not is_public(scope["route_handler"]):
-                raise ServiceUnavailableException(
+                raise OutageError(
                     "Sign-in cannot be checked right now: the database or Redis is not answering."
                 ) from None
             user = None

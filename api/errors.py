@@ -17,7 +17,13 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from core.errors import BAD_VALUE_ERRORS, OUTAGE_ERRORS, InfusionError, RateLimitedError
+from core.errors import (
+    BAD_VALUE_ERRORS,
+    OUTAGE_ERRORS,
+    InfusionError,
+    OutageError,
+    RateLimitedError,
+)
 from core.logging import get_logger
 
 log = get_logger(__name__)
@@ -119,12 +125,12 @@ def _validation_message(exc: ValidationException) -> str:
 
 def handle_outage(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.warning("request.outage", error_type=type(exc).__name__)
-    response = problem(
-        request,
-        503,
-        "The database or Redis is not answering; try again in a moment.",
-        code="unavailable",
+    detail = (
+        exc.message
+        if isinstance(exc, OutageError)
+        else "The database or Redis is not answering; try again in a moment."
     )
+    response = problem(request, 503, detail, code="unavailable")
     response.headers["Retry-After"] = "5"
     return response
 

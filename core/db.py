@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -43,6 +44,10 @@ CONNECT_TIMEOUT_S = 2.0  # TCP connect plus the startup handshake of a new conne
 ACQUIRE_TIMEOUT_S = 2.0  # waiting for a pooled connection, including connecting one
 COMMAND_TIMEOUT_S = 2.0  # one statement; web queries take milliseconds
 RELEASE_TIMEOUT_S = 2.0  # the reset a connection gets when it goes back to the pool
+# Once a wait has failed, the same task (one request, one job) fails at once for this long
+# instead of waiting again: a request that meets the outage twice (the sign-in check of a
+# public route, then the route itself) still answers within one timeout.
+FAIL_FAST_S = 5.0
 
 # PostgreSQL aborted the transaction because of a concurrent one; running it again is safe.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
@@ -79,6 +84,9 @@ class Engine(PostgresEngine):
     async def acquire(self) -> Any:
         if self.pool is None:
             raise RuntimeError("the connection pool is not open (core.db.open_pool)")
+        failed_at = _failed_at.get()
+        if failed_at is not None and time.monotonic() - failed_at < FAIL_FAST_S:
+            raise DatabaseUnavailableError(UNAVAILABLE)
         with _unavailable_on_failure():
             return await self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S)
 
@@ -134,7 +142,13 @@ def _unavailable_on_failure() -> Iterator[None]:
     except DatabaseUnavailableError:
         raise
     except _CONNECTION_FAILURES as exc:
-        raise DatabaseUnavailableError(UNAVAILABLE, part="database") from exc
+        _failed_at.set(time.monotonic())
+        raise DatabaseUnavailableError(UNAVAILABLE) from exc
+
+
+# When this task last met a database outage (a per-task context value: each request and each
+# job runs in its own task, so one request's failure never makes another fail).
+_failed_at: ContextVar[float | None] = ContextVar("db_failed_at", default=None)
 
 
 def make_engine(dsn: str | None) -> Engine:
