@@ -53,9 +53,11 @@ FAIL_FAST_S = 5.0
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 RETRY_BACKOFF_S = 0.02
 
-# The server did not answer or dropped the connection (as opposed to refusing the statement).
-_CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
+# The server did not answer in time or dropped the connection (as opposed to refusing the
+# statement for what it is).
+_NOT_ANSWERING: tuple[type[BaseException], ...] = (
     TimeoutError,
+    asyncpg.QueryCanceledError,  # 57014: statement_timeout below, or an operator's cancel
     OSError,
     asyncpg.PostgresConnectionError,  # includes 08003 "connection does not exist"
     asyncpg.CannotConnectNowError,  # 57P03: starting up or shutting down
@@ -104,7 +106,7 @@ class Engine(PostgresEngine):
                 await self.pool.release(connection, timeout=RELEASE_TIMEOUT_S)
             else:
                 await connection.close(timeout=RELEASE_TIMEOUT_S)
-        except _CONNECTION_FAILURES as exc:
+        except _NOT_ANSWERING as exc:
             # asyncpg has terminated the connection already; the pool recovers by itself.
             log.warning("db.release_failed", error_type=type(exc).__name__)
         except Exception:
@@ -130,9 +132,7 @@ class Engine(PostgresEngine):
 
 
 def _is_broken(failure: BaseException) -> bool:
-    return isinstance(
-        failure, (DatabaseUnavailableError, asyncio.CancelledError, *_CONNECTION_FAILURES)
-    )
+    return isinstance(failure, (DatabaseUnavailableError, asyncio.CancelledError, *_NOT_ANSWERING))
 
 
 @contextlib.contextmanager
@@ -141,7 +141,7 @@ def _unavailable_on_failure() -> Iterator[None]:
         yield
     except DatabaseUnavailableError:
         raise
-    except _CONNECTION_FAILURES as exc:
+    except _NOT_ANSWERING as exc:
         _failed_at.set(time.monotonic())
         raise DatabaseUnavailableError(UNAVAILABLE) from exc
 
@@ -186,7 +186,13 @@ async def open_pool(
     # The timeouts go to the pool only, not to db.config: migrations open their own
     # connections and may run long statements.
     await db.start_connection_pool(
-        min_size=0, max_size=max_size, timeout=CONNECT_TIMEOUT_S, command_timeout=command_timeout
+        min_size=0,
+        max_size=max_size,
+        timeout=CONNECT_TIMEOUT_S,
+        command_timeout=command_timeout,
+        # A statement the client gave up on keeps running on the server (holding its locks)
+        # once its connection is dropped; the server stops it shortly after the client did.
+        server_settings={"statement_timeout": str(int((command_timeout + 0.5) * 1000))},
     )
     return db
 
