@@ -13,6 +13,7 @@ from litestar.datastructures import State
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from core import db
+from core.errors import OutageError
 
 # A load balancer gives /health 2 s. Both checks run concurrently and the answer leaves when
 # this budget is spent, whatever a check is still waiting for (a frozen server can make even
@@ -38,8 +39,9 @@ async def _timed(check: Awaitable[Any]) -> PartHealth:
     try:
         await check
     except Exception as exc:
-        timed_out = isinstance(exc, TimeoutError) or isinstance(exc.__cause__, TimeoutError)
-        error = "timeout" if timed_out else type(exc).__name__
+        # DatabaseUnavailableError wraps what happened (refused, dropped, timed out): name that.
+        cause = exc.__cause__ if isinstance(exc, OutageError) and exc.__cause__ else exc
+        error = "timeout" if isinstance(cause, TimeoutError) else type(cause).__name__
         return PartHealth(ok=False, ms=_ms_since(started), error=error)
     return PartHealth(ok=True, ms=_ms_since(started))
 
