@@ -48,6 +48,8 @@ class PrivatePostgres:
     def processes(self) -> list[psutil.Process]:
         pid = int((self.server.pgdata / "postmaster.pid").read_text().split()[0])
         postmaster = psutil.Process(pid)
+        # Only ever this test's own server: its postmaster runs on this data folder.
+        assert str(self.server.pgdata) in " ".join(postmaster.cmdline())
         return [postmaster, *postmaster.children(recursive=True)]
 
     def freeze(self) -> None:
