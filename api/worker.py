@@ -1,4 +1,5 @@
-"""arq worker settings: every domain's JOBS and CRON (the composition root of the job side)."""
+"""arq worker settings: every context's jobs and cron, from the manifests (the composition root
+of the job side). The CLI's `infusion jobs retry` reads the same `context_jobs()`."""
 
 from __future__ import annotations
 
@@ -7,18 +8,14 @@ from typing import Any
 from core import db, queue
 from core.queue import JobDef
 from core.settings import Settings
+from core.worker_runtime import WorkerSupervisor
 
 
-def domain_jobs() -> tuple[list[JobDef], list[Any]]:
-    import coldchain.jobs
-    import core.jobs
-    import fulfilment.jobs
-    import printing.jobs
+def context_jobs() -> list[JobDef]:
+    """Every job of every context, in context order."""
+    from api.contexts import manifests
 
-    modules = [core.jobs, fulfilment.jobs, coldchain.jobs, printing.jobs]
-    jobs = [j for m in modules for j in m.JOBS]
-    crons = [c for m in modules for c in m.CRON]
-    return jobs, crons
+    return [job for manifest in manifests() for job in manifest.jobs]
 
 
 def worker_kwargs(
@@ -29,7 +26,8 @@ def worker_kwargs(
     `manage_resources=False` when the caller (`infusion dev`, a test) has already opened the
     database pool and the queue connection in this process.
     """
-    jobs, crons = domain_jobs()
+    jobs = context_jobs()
+    crons = [j.arq_cron() for j in jobs if j.cron is not None]
     cron_names = {c.name for c in crons}
 
     async def on_startup(ctx: dict[str, Any]) -> None:
@@ -55,3 +53,17 @@ def worker_kwargs(
     }
     kwargs.update(overrides)
     return kwargs
+
+
+def supervised_worker(
+    settings: Settings, *, manage_resources: bool = True, **overrides: Any
+) -> WorkerSupervisor:
+    """The worker as `infusion worker` and `infusion dev` run it: a fresh arq Worker on each
+    Redis connection, restarted after a Redis outage (core.worker_runtime)."""
+    from arq.worker import Worker
+
+    def make_worker(pool: Any) -> Worker:
+        kwargs = worker_kwargs(settings, manage_resources=manage_resources, **overrides)
+        return Worker(**{**kwargs, "redis_pool": pool, "handle_signals": False})
+
+    return WorkerSupervisor(make_worker, queue.redis_settings(settings.redis_url or ""))

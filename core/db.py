@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Literal, TypeVar
 
 import asyncpg
@@ -29,6 +30,7 @@ from piccolo.engine.postgres import PostgresEngine
 
 from core.errors import ConflictError, DatabaseUnavailableError
 from core.logging import get_logger
+from core.pool import pool_options
 
 log = get_logger(__name__)
 
@@ -183,8 +185,9 @@ async def open_pool(
     configure(dsn)
     # min_size=0: the pool connects on first use, so a process starts while PostgreSQL is
     # down and reports it on /health instead of crashing (asyncpg's default minimum is 10).
-    # The timeouts go to the pool only, not to db.config: migrations open their own
-    # connections and may run long statements.
+    # pool_options(): a release resets the connection's session state (core/pool.py). The
+    # timeouts go to the pool only, not to db.config: migrations open their own connections
+    # and may run long statements.
     await db.start_connection_pool(
         min_size=0,
         max_size=max_size,
@@ -193,6 +196,7 @@ async def open_pool(
         # A statement the client gave up on keeps running on the server (holding its locks)
         # once its connection is dropped; the server stops it shortly after the client did.
         server_settings={"statement_timeout": str(int((command_timeout + 0.5) * 1000))},
+        **pool_options(),
     )
     return db
 
@@ -406,3 +410,30 @@ async def fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
 
     rows = await engine().run_querystring(QueryString(sql, *args))
     return [dict(row) for row in rows]
+
+
+async def ping_database() -> None:
+    """The health check's `SELECT 1`, bounded like every query; through the pool when it is
+    open, released without a reset (nothing else ran on the connection, core/pool.py)."""
+    db = _engine()
+    if db.pool is None:
+        await fetch("SELECT 1")
+        return
+    connection = await db.acquire()
+    try:
+        with _unavailable_on_failure():
+            await connection.fetchval("SELECT 1")
+    except BaseException as exc:
+        await db.give_back(connection, exc)
+        raise
+    mark = getattr(connection, "mark_state_unchanged", None)
+    if mark is not None:  # a pool opened without pool_options() has plain connections
+        mark()
+    await db.give_back(connection)
+
+
+@cache
+def _engine() -> Engine:
+    # piccolo_conf.DB, one object for the process (its pool comes and goes, read each time);
+    # looking it up costs more than the SELECT 1's Python.
+    return engine()
