@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 
 from core import db
-from core.audit.services import record
+from core.audit.services import PendingEvent, record
 from core.clock import utcnow
 from core.errors import AuthenticationError, RateLimitedError
 from core.identity.errors import IdentityPolicyError, SignatureNeedsPersonError
@@ -70,7 +70,8 @@ class Meaning(StrEnum):
 @dataclass(frozen=True)
 class Signature:
     """One recorded signature: who (id, username, printed name), when, what it means, and on
-    what; `audit_seq` is its event in the audit trail."""
+    what; `audit_seq` is its event's place in the audit trail, known once the transaction has
+    committed (core.audit numbers events at COMMIT), so after `sign` returns."""
 
     user_id: int
     username: str
@@ -79,7 +80,11 @@ class Signature:
     subject_type: str
     subject_id: str
     signed_at: datetime
-    audit_seq: int
+    audit_event: PendingEvent | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def audit_seq(self) -> int | None:
+        return self.audit_event.seq if self.audit_event is not None else None
 
     def manifestation(self) -> dict[str, Any]:
         """What §11.50 asks a signed record to show, as the audit event stores it."""
@@ -201,16 +206,15 @@ async def sign(
             subject_type=subject_type,
             subject_id=str(subject_id),
             signed_at=signed_at,
-            audit_seq=0,
         )
-        seq = await record(
+        event = await record(
             actor=f"user:{current.id}",
             action=SIGNATURE_ACTION,
             subject_type=subject_type,
             subject_id=subject_id,
             after={**signature.manifestation(), "client": client},
         )
-        signature = dataclasses.replace(signature, audit_seq=seq)
+        signature = dataclasses.replace(signature, audit_event=event)
         if act is not None:
             await act(signature)
     return signature

@@ -68,8 +68,8 @@ async def test_the_right_password_records_printed_name_time_and_meaning(
         subject_type="shipment",
         subject_id="42",
         signed_at=SIGNED_AT,
-        audit_seq=1,
     )
+    assert signature.audit_seq == 1  # numbered at COMMIT, which sign() has done
     assert await signature_events() == [
         {
             "actor": f"user:{priya.id}",
@@ -98,7 +98,7 @@ async def test_the_signed_act_commits_with_the_signature_or_not_at_all(settings,
             action="batch.verified",
             subject_type="batch",
             subject_id=signature.subject_id,
-            after={"signature_seq": signature.audit_seq},
+            after={"signed_by": signature.printed_name, "meaning": signature.meaning.value},
         )
 
     async def fails(signature: Signature) -> None:
@@ -117,10 +117,11 @@ async def test_the_signed_act_commits_with_the_signature_or_not_at_all(settings,
         subject_type="batch", subject_id=7, client="c", settings=settings, act=mark_verified,
     )  # fmt: skip
 
-    assert [(e["action"], e["after"].get("signature_seq")) for e in await audit_events()] == [
+    assert [(e["action"], e["after"].get("signed_by")) for e in await audit_events()] == [
         ("signature", None),
-        ("batch.verified", signature.audit_seq),
+        ("batch.verified", "Priya (test)"),
     ]
+    assert signature.audit_seq == 1
 
 
 async def test_a_wrong_password_is_a_401_signs_nothing_and_is_audited(settings, redis):
