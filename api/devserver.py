@@ -32,11 +32,11 @@ class _Server:
 
 
 async def _dev(settings: Settings, *, host: str, port: int, seed: bool) -> None:
-    import uvicorn
     from arq.worker import Worker
 
     from api.app import create_app
     from api.migrations import run_migrations
+    from api.server import uvicorn_config
     from api.worker import worker_kwargs
     from core import db, queue
 
@@ -51,9 +51,7 @@ async def _dev(settings: Settings, *, host: str, port: int, seed: bool) -> None:
         report = await seed_demo(settings)
         demo_logins = report.logins
     app = create_app(settings, manage_resources=False)
-    server = _Server(
-        uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on", access_log=False)
-    )
+    server = _Server(uvicorn_config(settings, host=host, port=port, app=app))
     worker = Worker(**worker_kwargs(settings, manage_resources=False, handle_signals=False))
 
     stop = asyncio.Event()
