@@ -9,8 +9,9 @@ no cap on open connections and no limit on the request line. So:
 - a request's line and headers must arrive within `HEADER_TIMEOUT` of its first byte (of the
   connection, for the first request); otherwise 408 and the connection is closed;
 - a request body may pause at most `BODY_TIMEOUT` between two pieces while the app waits for
-  it (api.middleware.body_timeout_middleware answers 408); a body the app never read closes
-  the connection after the answer, so it cannot be trickled in for ever;
+  it (api.middleware.body_timeout_middleware answers 408); the rest of a body the app did
+  not read is dropped for `DRAIN_TIMEOUT` after the answer, then the connection closes, so
+  it cannot be trickled in for ever;
 - an idle connection between requests is closed after `KEEP_ALIVE_TIMEOUT`;
 - at most `MAX_CONNECTIONS` connections (and requests in progress) per process: the next one
   is answered 503 and closed at once;
@@ -43,6 +44,7 @@ log = get_logger(__name__)
 HEADER_TIMEOUT = 10.0
 BODY_TIMEOUT = 15.0
 KEEP_ALIVE_TIMEOUT = 5
+DRAIN_TIMEOUT = 5.0
 MAX_CONNECTIONS = 1000
 # 16 KiB: browsers and proxies commonly stop at 8-16 KiB; nothing of ours needs more (a
 # `next=` path is capped at 2,000 characters).
@@ -129,6 +131,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_timer: asyncio.TimerHandle | None = None
+        self._drain_timer: asyncio.TimerHandle | None = None
         self._reading_headers = False
         self._header_bytes = 0
         self._refused = False
@@ -145,6 +148,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        self._cancel_drain_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -194,13 +198,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_header_timer()
         super().on_headers_complete()
 
+    def on_message_complete(self) -> None:
+        self._cancel_drain_timer()
+        super().on_message_complete()
+
     def on_response_complete(self) -> None:
         cycle = self.cycle
         super().on_response_complete()
-        # The app answered without reading the whole body: stop reading it, or a client could
-        # trickle a huge body in for ever after its answer.
+        # The app answered without reading the whole body (a 413, a 401 before the body): the
+        # rest is read and dropped for DRAIN_TIMEOUT at most, then the connection closes, so a
+        # client cannot trickle a huge body in for ever. Closing at once would make the
+        # kernel reset the connection on the unread bytes, which can destroy the answer on
+        # its way to the client.
         if cycle is not None and cycle.more_body and not self.transport.is_closing():
-            self.transport.close()
+            self._drain_timer = self.loop.call_later(DRAIN_TIMEOUT, self._close)
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
         if len(self.tasks) >= MAX_CONNECTIONS:
@@ -212,6 +223,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _arm_header_timer(self) -> None:
         self._cancel_header_timer()
         self._header_timer = self.loop.call_later(HEADER_TIMEOUT, self._header_timeout)
+
+    def _cancel_drain_timer(self) -> None:
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
+
+    def _close(self) -> None:
+        self._drain_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
 
     def _cancel_header_timer(self) -> None:
         if self._header_timer is not None:
