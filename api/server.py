@@ -26,7 +26,6 @@ Every such answer, and uvicorn's own 400 for a request that is not HTTP, is
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import resource
 import uuid
@@ -121,10 +120,6 @@ def _response_bytes(status: int, detail: str, *, code: str) -> bytes:
     return b"\r\n".join(head) + b"\r\n\r\n" + body
 
 
-class _Refused(Exception):
-    """Raised from a parser callback to stop parsing a request that was answered already."""
-
-
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the deadlines and limits this module describes."""
 
@@ -152,9 +147,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return
-        with contextlib.suppress(_Refused):
+        if not self._refused:
             super().data_received(data)
 
     def send_400_response(self, msg: str) -> None:
@@ -163,8 +156,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(400, "The request is not valid HTTP/1.1.", code="bad_request")
 
     # ---------------------------------------------------------------- parser callbacks
+    # Once a request is refused, the rest of what arrived in the same read still goes through
+    # the parser; every callback then does nothing, so no ASGI task starts for it.
 
     def on_message_begin(self) -> None:
+        if self._refused:
+            return
         super().on_message_begin()
         self._reading_headers = True
         self._header_bytes = 0
@@ -172,6 +169,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._arm_header_timer()
 
     def on_url(self, url: bytes) -> None:
+        if self._refused:
+            return
         super().on_url(url)
         if len(self.url) > MAX_TARGET_BYTES:
             self._refuse(
@@ -180,9 +179,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 "a request body instead.",
                 code="uri_too_long",
             )
-            raise _Refused
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refused:
+            return
         super().on_header(name, value)
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > MAX_HEADER_BYTES:
@@ -191,16 +191,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 f"The request headers are larger than {MAX_HEADER_BYTES:,} bytes together.",
                 code="headers_too_large",
             )
-            raise _Refused
 
     def on_headers_complete(self) -> None:
+        if self._refused:
+            return
         self._reading_headers = False
         self._cancel_header_timer()
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
     def on_message_complete(self) -> None:
         self._cancel_drain_timer()
-        super().on_message_complete()
+        if not self._refused:
+            super().on_message_complete()
 
     def on_response_complete(self) -> None:
         cycle = self.cycle
