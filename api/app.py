@@ -20,7 +20,7 @@ from api.middleware import (
     security_headers_middleware,
 )
 from api.routes import route_handlers
-from api.server import BODY_TIMEOUT
+from api.server import BODY_IDLE_TIMEOUT, BODY_TOTAL_TIMEOUT
 from core import db, queue
 from core.logging import configure_logging
 from core.redis import make_redis
@@ -82,7 +82,9 @@ def create_app(settings: Settings, *, manage_resources: bool = True) -> Litestar
     # response, routed or not (404s, 405s, error pages, /schema). Outermost first: the request
     # id and access log, HEAD as GET, then the headers every response gets; the body deadline
     # raises inside Litestar's exception handling, so its 408 is an ordinary error answer.
-    handler = body_timeout_middleware(app.asgi_handler, BODY_TIMEOUT)
+    handler = body_timeout_middleware(
+        app.asgi_handler, idle=BODY_IDLE_TIMEOUT, total=BODY_TOTAL_TIMEOUT
+    )
     handler = security_headers_middleware(handler, settings)
     handler = head_as_get_middleware(handler)
     app.asgi_handler = request_id_middleware(handler)

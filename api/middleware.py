@@ -102,11 +102,13 @@ def head_as_get_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def body_timeout_middleware(app: ASGIApp, seconds: float) -> ASGIApp:
-    """A request body that stops arriving for `seconds` ends in 408 (api/server.py says why).
+def body_timeout_middleware(app: ASGIApp, *, idle: float, total: float) -> ASGIApp:
+    """A request body that stops arriving for `idle` seconds, or is not all there `total`
+    seconds after the app first asked for it, ends in 408 (api/server.py says why).
 
     Only the time the app spends waiting for the client counts: a handler that is slow to read
-    is not the client's fault.
+    is not the client's fault. The total stops a body trickled in a byte at a time, each just
+    within `idle`.
     """
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,21 +117,29 @@ def body_timeout_middleware(app: ASGIApp, seconds: float) -> ASGIApp:
             return
 
         body_done = False
+        deadline: float | None = None
 
         async def receive_in_time() -> Message:
-            nonlocal body_done
+            nonlocal body_done, deadline
             if body_done:
                 # After the body, receive() only waits for a disconnect (a streamed answer
                 # listens for one): no deadline there.
                 return await receive()
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + total
+            wait = min(idle, deadline - now)
             try:
-                message = await asyncio.wait_for(receive(), seconds)
+                message = await asyncio.wait_for(receive(), max(wait, 0))
             except TimeoutError:
-                log.warning("request.body_timeout", seconds=seconds)
+                detail = (
+                    f"The request body stopped arriving for {idle:g} seconds."
+                    if wait == idle
+                    else f"The request body did not arrive within {total:g} seconds."
+                )
+                log.warning("request.body_timeout", idle=wait == idle)
                 raise ClientException(
-                    f"The request body stopped arriving for {seconds:g} seconds.",
-                    status_code=HTTP_408_REQUEST_TIMEOUT,
-                    headers={"Connection": "close"},
+                    detail, status_code=HTTP_408_REQUEST_TIMEOUT, headers={"Connection": "close"}
                 ) from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_done = True

@@ -8,8 +8,9 @@ no cap on open connections and no limit on the request line. So:
 
 - a request's line and headers must arrive within `HEADER_TIMEOUT` of its first byte (of the
   connection, for the first request); otherwise 408 and the connection is closed;
-- a request body may pause at most `BODY_TIMEOUT` between two pieces while the app waits for
-  it (api.middleware.body_timeout_middleware answers 408); the rest of a body the app did
+- a request body may pause at most `BODY_IDLE_TIMEOUT` between two pieces while the app
+  waits for it, and must be complete `BODY_TOTAL_TIMEOUT` after the app first asked for it
+  (api.middleware.body_timeout_middleware answers 408); the rest of a body the app did
   not read is dropped for `DRAIN_TIMEOUT` after the answer, then the connection closes, so
   it cannot be trickled in for ever;
 - an idle connection between requests is closed after `KEEP_ALIVE_TIMEOUT`;
@@ -41,7 +42,9 @@ from core.web.errors import PROBLEM_JSON, TITLES
 log = get_logger(__name__)
 
 HEADER_TIMEOUT = 10.0
-BODY_TIMEOUT = 15.0
+BODY_IDLE_TIMEOUT = 15.0
+# A minute for the whole body: ten times what our largest form needs on a slow mobile link.
+BODY_TOTAL_TIMEOUT = 60.0
 KEEP_ALIVE_TIMEOUT = 5
 DRAIN_TIMEOUT = 5.0
 MAX_CONNECTIONS = 1000

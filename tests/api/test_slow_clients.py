@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from api.server import BODY_TIMEOUT, HEADER_TIMEOUT, KEEP_ALIVE_TIMEOUT, MAX_CONNECTIONS
+from api.server import BODY_IDLE_TIMEOUT, HEADER_TIMEOUT, KEEP_ALIVE_TIMEOUT, MAX_CONNECTIONS
 from tests.api import raw_http
 
 pytestmark = pytest.mark.xdist_group("heavy")
@@ -104,7 +104,7 @@ def test_a_body_that_stops_arriving_is_a_408_problem(served_app):
         b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
         b'{"username": "te'
     )
-    with raw_http.connect(served_app.url, timeout=BODY_TIMEOUT + SLACK) as sock:
+    with raw_http.connect(served_app.url, timeout=BODY_IDLE_TIMEOUT + SLACK) as sock:
         sock.sendall(request)
         started = time.monotonic()
         response = raw_http.read_response(sock)
@@ -118,7 +118,7 @@ def test_a_body_that_stops_arriving_is_a_408_problem(served_app):
             "The request body stopped arriving for 15 seconds.",
             "/api/auth/login",
         )
-        assert BODY_TIMEOUT - 1 <= waited <= BODY_TIMEOUT + SLACK
+        assert BODY_IDLE_TIMEOUT - 1 <= waited <= BODY_IDLE_TIMEOUT + SLACK
         assert raw_http.closed_by_server(sock)
 
 
