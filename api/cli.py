@@ -81,7 +81,8 @@ def serve(host: str, port: int) -> None:
         with contextlib.suppress(KeyboardInterrupt):
             server.run()
     if not server.started:
-        raise InfusionError(f"could not serve on {host}:{port} (is the port in use?)")
+        # uvicorn has said why (the port is taken, start-up failed); exit 3 as uvicorn.run does.
+        sys.exit(3)
 
 
 @main.command()
