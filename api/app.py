@@ -27,6 +27,7 @@ from core.redis import make_redis
 from core.settings import Settings
 from core.web.authentication import auth_middleware
 from core.web.errors import EXCEPTION_HANDLERS
+from core.web.openapi import contract_plugins
 from core.web.requests import InfusionRequest
 from core.web.sessions import session_stores
 
@@ -63,6 +64,9 @@ def create_app(settings: Settings, *, manage_resources: bool = True) -> Litestar
         exception_handlers=EXCEPTION_HANDLERS,
         # A JSON body that is not UTF-8 or is nested too deeply is a 400, not a 500.
         request_class=InfusionRequest,
+        # What every route documents, accepts and answers, derived from the route
+        # (core.web.openapi): a route added later needs nothing of its own.
+        plugins=contract_plugins(),
         # Sessions (in Redis) and who is calling; guards on each route decide who may.
         middleware=auth_middleware(settings),
         stores=session_stores(settings),

@@ -55,7 +55,10 @@ SETTINGS_DOC: tuple[Setting, ...] = (
     Setting(
         env="INFUSION_TIMEZONE",
         default="`America/New_York`",
-        meaning="The pharmacy's IANA time zone, for printing local times (storage is UTC)",
+        meaning=(
+            "The pharmacy's IANA time zone: local times on pages and documents, and the wall "
+            "clock cron schedules run on (storage is UTC)"
+        ),
     ),
     Setting(
         env="INFUSION_SITE_NAME",

@@ -107,10 +107,13 @@ def test_every_page_route_declares_an_operation_id_and_who_may_see_it() -> None:
     from litestar import Litestar
     from litestar.routes import HTTPRoute
 
+    from api.contexts import manifests
     from core.web.guards import is_public, role_guards
     from frontend import page_handlers
 
-    app = Litestar(route_handlers=page_handlers(), openapi_config=None)
+    # The shell's pages and every context's, as the app factory mounts them.
+    context_pages = [page for m in manifests() for page in m.pages]
+    app = Litestar(route_handlers=page_handlers(context_pages), openapi_config=None)
     declared = {
         (method, route.path): handler
         for route in app.routes
