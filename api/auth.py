@@ -198,6 +198,7 @@ class AuthController(Controller):
         guards=[requires(interactive=True)],
         before_request=require_json,
         status_code=HTTP_201_CREATED,
+        opt={"secret": True},  # Cache-Control: no-store (api.middleware)
     )
     async def create_token(
         self, request: Request[Any, Any, Any], state: State, data: JSONBody[TokenIn]

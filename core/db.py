@@ -45,6 +45,9 @@ Isolation = Literal["read_committed", "repeatable_read", "serializable"]
 CONNECT_TIMEOUT_S = 2.0  # TCP connect plus the startup handshake of a new connection
 ACQUIRE_TIMEOUT_S = 2.0  # waiting for a pooled connection, including connecting one
 COMMAND_TIMEOUT_S = 2.0  # one statement; web queries take milliseconds
+# Jobs and one-shot commands (imports, reports, audit verification) run longer statements on
+# purpose; nobody waits on them in a browser, and each job has its own time limit.
+BATCH_COMMAND_TIMEOUT_S = 60.0
 RELEASE_TIMEOUT_S = 2.0  # the reset a connection gets when it goes back to the pool
 # Once a wait has failed, the same task (one request, one job) fails at once for this long
 # instead of waiting again: a request that meets the outage twice (the sign-in check of a

@@ -6,6 +6,7 @@ drift apart without `tests/unit/test_settings.py` noticing.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import zoneinfo
@@ -105,6 +106,15 @@ SETTINGS_DOC: tuple[Setting, ...] = (
         meaning="How long failures are counted and the lockout lasts",
     ),
     Setting(
+        env="INFUSION_TRUSTED_PROXIES",
+        default="empty: none",
+        meaning=(
+            "Comma-separated addresses or networks (`10.0.0.5`, `10.0.0.0/24`) of the reverse "
+            "proxies in front; only from these is `X-Forwarded-For` believed as the client's "
+            "address"
+        ),
+    ),
+    Setting(
         env="INFUSION_SIGNATURE_MAX_FAILURES",
         default="`3`",
         meaning="Wrong passwords when e-signing, per person, before signing is refused",
@@ -141,6 +151,8 @@ class Settings:
     session_hours: int
     login_max_failures: int
     login_lockout_minutes: int
+    # Normalised addresses and networks; empty: every peer is the client itself.
+    trusted_proxies: tuple[str, ...] = ()
     signature_max_failures: int = 3
     signature_lockout_minutes: int = 15
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -193,6 +205,30 @@ def _url(environ: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str
             f"{name} must start with {' or '.join(s + '://' for s in schemes)}, got {value.split('://')[0]!r}"
         )
     return value
+
+
+def _trusted_proxies(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The proxies whose X-Forwarded-For is believed. Anyone else could forge the header to
+    walk around the per-address login throttle or to write what they like into the audit
+    trail as their address, so only listed addresses count, and never "everyone"."""
+    trusted: list[str] = []
+    for item in environ.get("INFUSION_TRUSTED_PROXIES", "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            value = (
+                str(ipaddress.ip_network(item, strict=False))
+                if "/" in item
+                else str(ipaddress.ip_address(item))
+            )
+        except ValueError:
+            raise ConfigurationError(
+                f"INFUSION_TRUSTED_PROXIES: {item!r} is not an IP address or network "
+                "such as 10.0.0.5 or 10.0.0.0/24"
+            ) from None
+        trusted.append(value)
+    return tuple(trusted)
 
 
 def _secret_key(environ: Mapping[str, str], environment: str, data_dir: Path) -> str:
@@ -249,6 +285,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         session_hours=_int(env, "INFUSION_SESSION_HOURS", 12, 1),
         login_max_failures=_int(env, "INFUSION_LOGIN_MAX_FAILURES", 5, 1),
         login_lockout_minutes=_int(env, "INFUSION_LOGIN_LOCKOUT_MINUTES", 15, 1),
+        trusted_proxies=_trusted_proxies(env),
         signature_max_failures=_int(env, "INFUSION_SIGNATURE_MAX_FAILURES", 3, 1),
         signature_lockout_minutes=_int(env, "INFUSION_SIGNATURE_LOCKOUT_MINUTES", 15, 1),
     )
