@@ -11,11 +11,12 @@ from core.settings import Settings
 
 def domain_jobs() -> tuple[list[JobDef], list[Any]]:
     import coldchain.jobs
+    import core.audit.jobs
     import core.jobs
     import fulfilment.jobs
     import printing.jobs
 
-    modules = [core.jobs, fulfilment.jobs, coldchain.jobs, printing.jobs]
+    modules = [core.jobs, core.audit.jobs, fulfilment.jobs, coldchain.jobs, printing.jobs]
     jobs = [j for m in modules for j in m.JOBS]
     crons = [c for m in modules for c in m.CRON]
     return jobs, crons
