@@ -42,7 +42,9 @@ async def _run(statement: str, *args: object) -> None:
     """Build a statement with the server's own quoting (format %I / %L), then run it: role
     names and passwords cannot be bound as parameters in DDL."""
     [row] = await db.fetch(
-        f"SELECT format({{}}, {', '.join('{}' for _ in args)}) AS sql", statement, *args
+        f"SELECT format({{}}::text, {', '.join('{}::text' for _ in args)}) AS sql",
+        statement,
+        *(str(arg) for arg in args),
     )
     # run_ddl hands the text to asyncpg as it is (db.fetch would read braces as placeholders).
     await db.engine().run_ddl(row["sql"])

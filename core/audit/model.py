@@ -132,6 +132,8 @@ class ChainReport:
     anchor: Anchor | None = None
 
     def sentence(self) -> str:
+        if not self.ok and self.seq is None:
+            return f"audit trail not verified: {self.problem}"
         if not self.ok:
             return f"audit trail broken at seq {self.seq}: {self.problem}"
         text = f"audit trail intact: {self.checked} event(s) checked"

@@ -38,6 +38,7 @@ log = get_logger(__name__)
 
 LOCKOUT_KEY_PREFIX = "infusion:audit-lockout:"
 MARKER_LABEL = b"infusion sign-in marker v1\0"
+APPLICATION_NAME = "infusion:audit-sign-in"
 FAILED = "user.sign_in_failed"
 LOCKED = "user.sign_in_locked"
 
@@ -122,6 +123,8 @@ async def record_lockout(
 async def _record_detached(**event: Any) -> None:
     async def write() -> None:
         async with db.transaction():
+            # Names these short transactions in pg_stat_activity (reverts at COMMIT).
+            await db.fetch(f"SET LOCAL application_name = '{APPLICATION_NAME}'")
             await record(**event)
 
     # A fresh context with no transaction: this commits even if the caller's rolls back.
