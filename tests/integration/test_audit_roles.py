@@ -29,12 +29,16 @@ def dsn_as(settings: Settings, user: str, password: str | None = None) -> str:
 
 
 async def drop_role(name: str) -> None:
-    """Roles are cluster-wide: remove this test's role from every database it has grants in."""
+    """Roles are cluster-wide: remove this test's role and its grants in this test database
+    (own connections, so this also works from another event loop than the tests')."""
     admin = await asyncpg.connect(os.environ[PG_ADMIN_ENV])
     try:
-        exists = await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name)
-        if exists:
-            await db.engine().run_ddl(f'DROP OWNED BY "{name}"')
+        if await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", name):
+            owner = await asyncpg.connect(os.environ["DATABASE_URL"])
+            try:
+                await owner.execute(f'DROP OWNED BY "{name}"')
+            finally:
+                await owner.close()
             await admin.execute(f'DROP ROLE "{name}"')
     finally:
         await admin.close()
