@@ -85,6 +85,11 @@ async def test_inactive_user_with_right_password_gets_the_same_401(http):
     assert response.status_code == 401
     assert without_request_id(response) == WRONG
     assert set_cookies(response) == []
+    [event] = await audit_events()
+    assert (event["action"], event["after"]) == (
+        "user.sign_in_failed",
+        {"username": "gone", "client": "127.0.0.1", "reason": "inactive_account"},
+    )
 
 
 async def test_unknown_user_costs_as_much_time_as_a_wrong_password(http):
