@@ -63,7 +63,7 @@ seed: bootstrap ## Load seed data
 	$(RUN) infusion seed
 
 compose-config: bootstrap ## Validate compose.yaml (compose-spec schema + references; docker compose config when available)
-	$(RUN) pytest -q -p no:cacheprovider tests/unit/test_compose.py
+	$(RUN) pytest -q -p no:cacheprovider tests/process/test_compose.py
 	@if docker compose version >/dev/null 2>&1; then \
 		SECRET_KEY="$${SECRET_KEY:-compose-config-placeholder}" docker compose -f compose.yaml config -q; \
 		echo "compose-config: docker compose config -q ok"; \

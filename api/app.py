@@ -9,33 +9,19 @@ from typing import Any
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 import core
 import frontend
-from api.auth import auth_middleware, session_stores
-from api.errors import EXCEPTION_HANDLERS
+from api.contexts import manifests
 from api.middleware import request_id_middleware
 from api.routes import route_handlers
 from core import db, queue
 from core.logging import configure_logging
+from core.redis import make_redis
 from core.settings import Settings
-
-
-def make_redis(url: str) -> Redis:
-    # One retry on a dropped connection: after Redis restarts, the first command on each
-    # pooled connection fails once; the retry makes recovery invisible to callers.
-    return Redis.from_url(
-        url,
-        socket_timeout=2,
-        socket_connect_timeout=2,
-        retry=Retry(NoBackoff(), 1),
-        retry_on_error=[RedisConnectionError],
-        health_check_interval=30,
-    )
+from core.web.authentication import auth_middleware
+from core.web.errors import EXCEPTION_HANDLERS
+from core.web.sessions import session_stores
 
 
 def create_app(settings: Settings, *, manage_resources: bool = True) -> Litestar:
@@ -63,7 +49,9 @@ def create_app(settings: Settings, *, manage_resources: bool = True) -> Litestar
     app = Litestar(
         # Static files are mounted here: they need no guard and no page error handling.
         route_handlers=[*route_handlers(), frontend.static_files_router()],
-        template_config=frontend.template_config(settings),
+        template_config=frontend.template_config(
+            settings, context_dirs=[m.templates for m in manifests() if m.templates is not None]
+        ),
         lifespan=[resources],
         exception_handlers=EXCEPTION_HANDLERS,
         # Sessions (in Redis) and who is calling; guards on each route decide who may.
@@ -90,7 +78,9 @@ def create_app(settings: Settings, *, manage_resources: bool = True) -> Litestar
 def _initial_state(settings: Settings) -> Any:
     from litestar.datastructures import State
 
-    return State({"settings": settings})
+    # The main menu: frontend's own entries, then each context's, in context order.
+    nav = (*frontend.NAV, *(item for m in manifests() for item in m.nav))
+    return State({"settings": settings, "nav": nav})
 
 
 def api_docs_ui() -> SwaggerRenderPlugin:

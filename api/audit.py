@@ -10,10 +10,10 @@ from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.params import Parameter
 
-from api.guards import requires
 from core.audit.queries import MAX_PAGE, list_events
 from core.audit.services import verify_chain
 from core.identity.model import Role
+from core.web.guards import requires
 
 
 class AuditEventOut(msgspec.Struct):

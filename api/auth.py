@@ -1,330 +1,35 @@
-"""Who is calling: API tokens and server-side sessions, and the `/api/auth` routes.
+"""The `/api/auth` routes: sign in and out, who am I, my password, my API tokens.
 
-Every request passes the authentication middleware, which sets `request.user` to an
-`AuthenticatedUser` or to None. It never refuses a request itself: guards do that
-(`api.guards.requires`), and public routes (health, the login form) need no user.
-
-- `Authorization: Bearer inf_…` is read first. A bearer header that does not name a live
-  token leaves the request anonymous; it does not fall back to a cookie.
-- Otherwise the session cookie names a session kept in Redis (many API processes share it).
-  The session remembers the user id and a stamp of the password it began with; a changed
-  password, a deactivated account or a deleted user ends it on the next request.
-
-The session cookie is HttpOnly, SameSite=Lax, Secure behind HTTPS, and its id is replaced at
-login (session fixation). Unlike Litestar's stock server-side backend, ours never adopts a
-session id the browser made up, and sends no cookie (and writes nothing to Redis) for
-visitors without a session.
+Who is calling is worked out before these run, by core.web.authentication; sessions live in
+core.web.sessions.
 """
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
-import structlog
 from litestar import Controller, Request, delete, get, post
-from litestar.datastructures import Cookie, MutableScopeHeaders, State
-from litestar.datastructures.headers import Headers
-from litestar.enums import ScopeType
-from litestar.exceptions import (
-    NotAuthorizedException,
-    ServiceUnavailableException,
-)
-from litestar.middleware import ASGIMiddleware
-from litestar.middleware.session.server_side import (
-    ServerSideSessionBackend,
-    ServerSideSessionConfig,
-)
+from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
-from litestar.stores.base import Store
-from litestar.stores.redis import RedisStore
-from litestar.types import ASGIApp, Empty, Message, Receive, Scope, ScopeSession, Send
-from litestar.utils.dataclass import extract_dataclass_items
 
-from api.guards import NOT_SIGNED_IN, is_public, requires
-from api.inputs import SerialId, refuse_control_characters, require_json
 from core import db
-from core.errors import OUTAGE_ERRORS
-from core.identity.model import password_stamp
 from core.identity.services import (
     authenticate,
     issue_token,
     list_tokens,
     record_login,
-    record_logout,
-    resolve_token,
     revoke_token,
     set_password,
-    user_for_session,
     verify_password_change,
 )
-from core.identity.tables import ApiToken, User
-from core.logging import get_logger
-from core.settings import Settings
-
-log = get_logger(__name__)
-
-SESSION_COOKIE = "infusion_session"
-SESSION_STORE = "sessions"
-SESSION_NAMESPACE = "infusion:session"
-# Keys in scope["state"] through which login and the session backend talk.
-_ROTATE_TO = "infusion.session.rotate_to"
-_LOADED_ID = "infusion.session.loaded_id"
-_UNAVAILABLE = "infusion.session.unavailable"
-
-
-class _SessionsUnavailable(Exception):
-    pass
-
-
-# ---------------------------------------------------------------- who is calling
-
-
-class AuthenticatedUser(msgspec.Struct, kw_only=True):
-    """The staff member behind a request (what `request.user` holds)."""
-
-    id: int
-    username: str
-    display_name: str
-    roles: list[str]
-    via: Literal["session", "token"]
-    token_id: int | None = None
-
-    @classmethod
-    def from_user(
-        cls, user: User, *, via: Literal["session", "token"], token_id: int | None = None
-    ) -> AuthenticatedUser:
-        return cls(
-            id=user.id,
-            username=user.username,
-            display_name=user.display_name,
-            roles=list(user.roles),
-            via=via,
-            token_id=token_id,
-        )
-
-    @property
-    def actor(self) -> str:
-        """Who the audit trail names: the person, or the integration's token."""
-        return f"token:{self.token_id}" if self.via == "token" else f"user:{self.id}"
-
-
-def client_address(request: Request[Any, Any, Any]) -> str:
-    # uvicorn runs with proxy_headers: behind a trusted proxy this is the browser's address.
-    return request.client.host if request.client else "unknown"
-
-
-# ---------------------------------------------------------------- sessions in Redis
-
-
-class StaffSessionBackend(ServerSideSessionBackend):
-    """Litestar's server-side sessions, hardened:
-
-    - the id is only ever one we generated and found in the store, or a fresh one; a cookie
-      naming an unknown id is cleared, never adopted (session fixation);
-    - `login_session` asks for a new id: the old session is deleted, the data moves;
-    - an empty session is not stored and sets no cookie, so anonymous traffic (health checks,
-      API tokens) leaves nothing in Redis.
-    """
-
-    async def load_from_connection(self, connection: Any) -> dict[str, Any]:
-        session_id = connection.cookies.get(self.config.key)
-        if session_id and session_id != "null":
-            store = self.config.get_store_from_app(connection.scope["app"])
-            try:
-                if _is_passive(connection.scope):
-                    # Read without renewing: a page poll is not a person's activity.
-                    data = await store.get(session_id)
-                else:
-                    data = await self.get(session_id, store=store)
-            except OUTAGE_ERRORS:
-                # Redis is down: no session this time, and nothing is written back either.
-                connection.scope["state"][_UNAVAILABLE] = True
-                return {}
-            if data is not None:
-                connection.scope["state"][_LOADED_ID] = session_id
-                return self.deserialize_data(data)
-        return {}
-
-    def get_session_id(self, connection: Any) -> str:
-        state = connection.scope["state"]
-        return state.get(_ROTATE_TO) or state.get(_LOADED_ID) or self.generate_session_id()
-
-    async def store_in_message(
-        self, scope_session: ScopeSession, message: Message, connection: Any
-    ) -> None:
-        scope = connection.scope
-        state = scope["state"]
-        if state.get(_UNAVAILABLE):
-            return
-        store = self.config.get_store_from_app(scope["app"])
-        headers = MutableScopeHeaders.from_message(message)
-        cookie_params = dict(
-            extract_dataclass_items(self.config, exclude_none=True, include=Cookie.__dict__.keys())
-        )
-        loaded_id: str | None = state.get(_LOADED_ID)
-        sent_cookie = connection.cookies.get(self.config.key)
-
-        if scope_session is Empty or not scope_session:
-            if loaded_id:
-                await self.delete(loaded_id, store=store)
-            if sent_cookie:
-                expired = {**cookie_params, "max_age": 0, "expires": 0}
-                cleared = Cookie(value="", key=self.config.key, **expired)
-                headers.add("Set-Cookie", cleared.to_header(header=""))
-            return
-
-        if loaded_id and not state.get(_ROTATE_TO) and _is_passive(scope):
-            # A background refresh (the home page's status poll) is not activity: leave the
-            # session and its idle timeout alone, so a console left open still times out.
-            return
-        session_id = state.get(_ROTATE_TO) or loaded_id or self.generate_session_id()
-        if loaded_id and loaded_id != session_id:
-            await self.delete(loaded_id, store=store)
-        await self.set(session_id, self.serialize_data(scope_session, scope), store=store)
-        headers.add(
-            "Set-Cookie",
-            Cookie(value=session_id, key=self.config.key, **cookie_params).to_header(header=""),
-        )
-
-
-def _is_passive(scope: Scope) -> bool:
-    """Routes with `opt={"passive": True}` are polled by pages, not asked for by a person."""
-    handler = scope.get("route_handler")
-    return handler is not None and handler.opt.get("passive") is True
-
-
-@dataclass
-class StaffSessionConfig(ServerSideSessionConfig):
-    _backend_class = StaffSessionBackend  # type: ignore[assignment]
-
-
-def session_config(settings: Settings) -> StaffSessionConfig:
-    return StaffSessionConfig(
-        key=SESSION_COOKIE,
-        store=SESSION_STORE,
-        # Idle timeout: every answer to a signed-in request writes the session again.
-        max_age=settings.session_hours * 3600,
-        renew_on_access=True,
-        httponly=True,
-        samesite="lax",
-        secure=settings.secure_cookies,
-        path="/",
-        scopes={ScopeType.HTTP, ScopeType.WEBSOCKET},
-    )
-
-
-def session_stores(settings: Settings) -> dict[str, Store]:
-    """The Redis store sessions live in (own connection pool, closed with the app)."""
-    from api.app import make_redis
-
-    return {
-        SESSION_STORE: RedisStore(
-            make_redis(settings.redis_url or ""),
-            namespace=SESSION_NAMESPACE,
-            handle_client_shutdown=True,
-        )
-    }
-
-
-# ---------------------------------------------------------------- the middleware
-
-
-class AuthenticationMiddleware(ASGIMiddleware):
-    """Sets scope["user"] (AuthenticatedUser or None); must run inside the session middleware."""
-
-    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        try:
-            user = await self._identify(scope)
-        except (*OUTAGE_ERRORS, _SessionsUnavailable) as exc:
-            # A server not answering rather than a bug: public routes go on without a user
-            # (so /health can say what is down), guarded ones answer 503.
-            log.warning("auth.unavailable", error_type=type(exc).__name__)
-            if not is_public(scope["route_handler"]):
-                raise ServiceUnavailableException(
-                    "Sign-in cannot be checked right now: the database or Redis is not answering."
-                ) from None
-            user = None
-        scope["user"] = user
-        scope["auth"] = user.via if user is not None else None
-        if user is not None:
-            # Log lines of this request (the access log too) name who made it; ids only.
-            structlog.contextvars.bind_contextvars(actor=user.actor)
-        await next_app(scope, receive, send)
-
-    async def _identify(self, scope: Scope) -> AuthenticatedUser | None:
-        authorization = Headers.from_scope(scope).get("authorization")
-        if authorization:
-            scheme, _, credentials = authorization.partition(" ")
-            if scheme.lower() == "bearer":
-                return await self._from_token(credentials.strip())
-        return await self._from_session(scope)
-
-    async def _from_token(self, plaintext: str) -> AuthenticatedUser | None:
-        # The edge owns the transaction: resolving stamps the token's last_used_at.
-        async with db.transaction():
-            found = await resolve_token(plaintext, settings=self.settings)
-        if found is None:
-            return None
-        token, user = found
-        return AuthenticatedUser.from_user(user, via="token", token_id=token.id)
-
-    async def _from_session(self, scope: Scope) -> AuthenticatedUser | None:
-        if scope["state"].get(_UNAVAILABLE):
-            raise _SessionsUnavailable
-        session = scope.get("session")
-        if not isinstance(session, dict) or "uid" not in session:
-            return None
-        try:
-            user_id, stamp = int(session["uid"]), int(session["pwd"])
-        except (KeyError, TypeError, ValueError):
-            user = None
-        else:
-            user = await user_for_session(user_id, stamp)
-        if user is None:
-            # Deactivated, password changed, or never valid: forget it here and in Redis.
-            scope["session"] = {}
-            return None
-        return AuthenticatedUser.from_user(user, via="session")
-
-
-def auth_middleware(settings: Settings) -> list[Any]:
-    """The app-level middleware, outermost first: sessions, then who is calling."""
-    return [session_config(settings).middleware, AuthenticationMiddleware(settings)]
-
-
-# ---------------------------------------------------------------- helpers for page controllers
-
-
-async def login_session(request: Request[Any, Any, Any], user: User) -> AuthenticatedUser:
-    """Start a session for `user` (already authenticated) under a brand-new session id."""
-    request.scope["state"][_ROTATE_TO] = secrets.token_hex(32)
-    request.set_session(
-        {"uid": user.id, "pwd": password_stamp(user.password_changed_at)},
-    )
-    signed_in = AuthenticatedUser.from_user(user, via="session")
-    request.scope["user"] = signed_in
-    return signed_in
-
-
-async def logout_session(request: Request[Any, Any, Any]) -> None:
-    """End this browser's session: deleted from Redis, cookie cleared. Safe when signed out."""
-    user = request.scope.get("user")
-    if isinstance(user, AuthenticatedUser) and user.via == "session":
-        async with db.transaction():
-            await record_logout(user.id)
-    request.clear_session()
-    request.scope["user"] = None
-
+from core.identity.tables import ApiToken
+from core.web.guards import requires
+from core.web.inputs import SerialId, refuse_control_characters, require_json
+from core.web.principal import AuthenticatedUser, client_address, signed_in
+from core.web.sessions import login_session, logout_session
 
 # ---------------------------------------------------------------- schemas
 
@@ -385,13 +90,6 @@ class TokenCreated(msgspec.Struct, kw_only=True):
 # ---------------------------------------------------------------- routes
 
 
-def _me(request: Request[Any, Any, Any]) -> AuthenticatedUser:
-    user = request.scope.get("user")
-    if not isinstance(user, AuthenticatedUser):  # only if a route forgot requires()
-        raise NotAuthorizedException(NOT_SIGNED_IN)
-    return user
-
-
 class AuthController(Controller):
     path = "/api/auth"
     tags = ["auth"]
@@ -406,7 +104,7 @@ class AuthController(Controller):
         "application/json.",
         opt={"public": True},
         # JSON only: a cross-site <form enctype="text/plain"> must not log a browser in
-        # (login CSRF; api.inputs explains).
+        # (login CSRF; core.web.inputs explains).
         before_request=require_json,
         status_code=HTTP_200_OK,
     )
@@ -440,7 +138,7 @@ class AuthController(Controller):
 
     @get("/me", operation_id="getMe", summary="Who is calling", guards=[requires()])
     async def me(self, request: Request[Any, Any, Any]) -> AuthenticatedUser:
-        return _me(request)
+        return signed_in(request)
 
     @post(
         "/password",
@@ -453,7 +151,7 @@ class AuthController(Controller):
     async def change_password(
         self, request: Request[Any, Any, Any], state: State, data: JSONBody[PasswordChangeIn]
     ) -> None:
-        me = _me(request)
+        me = signed_in(request)
         await verify_password_change(
             state.redis,
             user_id=me.id,
@@ -474,7 +172,7 @@ class AuthController(Controller):
         guards=[requires()],
     )
     async def list_my_tokens(self, request: Request[Any, Any, Any]) -> list[TokenOut]:
-        return [TokenOut.from_row(token) for token in await list_tokens(_me(request).id)]
+        return [TokenOut.from_row(token) for token in await list_tokens(signed_in(request).id)]
 
     @post(
         "/tokens",
@@ -488,7 +186,7 @@ class AuthController(Controller):
     async def create_token(
         self, request: Request[Any, Any, Any], state: State, data: JSONBody[TokenIn]
     ) -> TokenCreated:
-        me = _me(request)
+        me = signed_in(request)
         async with db.transaction():
             token, plaintext = await issue_token(
                 me.id,
@@ -514,6 +212,6 @@ class AuthController(Controller):
         status_code=HTTP_204_NO_CONTENT,
     )
     async def revoke_my_token(self, request: Request[Any, Any, Any], token_id: SerialId) -> None:
-        me = _me(request)
+        me = signed_in(request)
         async with db.transaction():
             await revoke_token(token_id, actor=me.actor, owner_id=me.id)

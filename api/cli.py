@@ -1,28 +1,25 @@
 """The `infusion` command: every way a person or a machine starts the product.
 
-Commands that need the database use DATABASE_URL / REDIS_URL when set, and otherwise join (or
-start) the embedded servers under the data folder, so `infusion users create` works beside a
-running `infusion dev`. Errors end in one sentence and a non-zero exit code: 2 for
-configuration, 1 for a refused action.
+How commands find their servers is core.commandline's job. Errors end in one sentence and a
+non-zero exit code: 2 for configuration, 1 for a refused action.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from api.cli_audit import audit
+from api.cli_jobs import jobs
+from api.cli_users import users
+from api.contexts import manifests
+from core.commandline import run_with_database, servers_for, settings_from_env
 from core.errors import ConfigurationError, InfusionError
-from core.settings import Settings, load_settings
-
-T = TypeVar("T")
 
 
 class InfusionGroup(click.Group):
@@ -43,44 +40,6 @@ class InfusionGroup(click.Group):
 @click.version_option(package_name="infusion")
 def main() -> None:
     """infusion: logistics for a home-infusion pharmacy."""
-
-
-def settings_from_env() -> Settings:
-    return load_settings()
-
-
-@contextmanager
-def servers_for(settings: Settings, *, own: bool = False) -> Iterator[Settings]:
-    """Resolve DATABASE_URL and REDIS_URL, starting embedded servers for what is unset."""
-    from core.embedded import start_servers
-
-    servers = start_servers(
-        database_url=settings.database_url,
-        redis_url=settings.redis_url,
-        data_dir=settings.data_dir,
-        own=own,
-    )
-    # piccolo_conf reads DATABASE_URL when it is first imported (by Piccolo's engine finder).
-    os.environ["DATABASE_URL"] = servers.database_url
-    os.environ["REDIS_URL"] = servers.redis_url
-    try:
-        yield settings.with_urls(database_url=servers.database_url, redis_url=servers.redis_url)
-    finally:
-        servers.stop()
-
-
-def run_with_database(settings: Settings, work: Callable[[], Awaitable[T]]) -> T:
-    """Run `work` with the database pool open (for one-shot commands)."""
-    from core import db
-
-    async def runner() -> T:
-        await db.open_pool(settings.database_url or "", max_size=2)
-        try:
-            return await work()
-        finally:
-            await db.close_pool()
-
-    return asyncio.run(runner())
 
 
 @main.command()
@@ -155,15 +114,9 @@ def dev(host: str, port: int, no_seed: bool) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-# Subcommand groups live in their own modules (api/cli_*.py) and are added here.
-from api.cli_audit import audit  # noqa: E402  (the groups import helpers defined above)
-from api.cli_jobs import jobs  # noqa: E402
-
-main.add_command(audit)
-main.add_command(jobs)
-from api.cli_users import users  # noqa: E402
-
-main.add_command(users)
+# Command groups: the kernel's (api/cli_*.py), then each context's from its manifest.
+for group in (audit, jobs, users, *(m.cli for m in manifests() if m.cli is not None)):
+    main.add_command(group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from api.cli import run_with_database, servers_for, settings_from_env
+from core.commandline import run_with_database, servers_for, settings_from_env
 
 
 @click.group()

@@ -6,7 +6,7 @@ import getpass
 
 import click
 
-from api.cli import run_with_database, servers_for, settings_from_env
+from core.commandline import run_with_database, servers_for, settings_from_env
 
 
 @click.group()
@@ -31,7 +31,15 @@ def list_command(failed_only: bool, limit: int) -> None:
     for column in ("run", "job", "state", "attempts", "requeues", "last error"):
         table.add_column(column)
     for row in rows:
-        state = "failed" if row["failed_at"] else "done" if row["done_at"] else "pending"
+        state = (
+            "failed"
+            if row["failed_at"]
+            else "done"
+            if row["done_at"]
+            else "started"
+            if row["started_at"]
+            else "pending"
+        )
         error = (row["last_error"] or "").splitlines()[-1:] or [""]
         table.add_row(
             str(row["id"]),
@@ -48,9 +56,11 @@ def list_command(failed_only: bool, limit: int) -> None:
 @click.argument("run_id", type=click.IntRange(1, 2**31 - 1))
 def retry(run_id: int) -> None:
     """Run a failed job again (the failed run stays in the list as history)."""
+    from api.worker import context_jobs
     from core import db
     from core.queue import connect, disconnect, retry_failed
 
+    context_jobs()  # the worker's registry: retry knows every job the worker runs
     settings = settings_from_env()
     with servers_for(settings) as resolved:
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from api.cli import run_with_database, servers_for, settings_from_env
+from core.commandline import run_with_database, servers_for, settings_from_env
 from core.identity.model import ROLE_ORDER, check_password, normalise_username
 
 if TYPE_CHECKING:

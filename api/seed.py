@@ -1,21 +1,14 @@
-"""The fictional demo: every domain seeds its own part, idempotently, in dependency order."""
+"""The fictional demo: every context seeds its own part (its manifest's `seed`), idempotently,
+in the order of api/contexts.py (dependency order)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from api.contexts import manifests
 from core.errors import ConfigurationError
+from core.manifest import SeedReport
 from core.settings import Settings
 
-
-@dataclass
-class SeedReport:
-    created: dict[str, int] = field(default_factory=dict)
-    logins: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def summary(self) -> str:
-        made = ", ".join(f"{n} {what}" for what, n in self.created.items() if n)
-        return f"demo data: created {made}" if made else "demo data: already present"
+__all__ = ["SeedReport", "seed_demo"]
 
 
 async def seed_demo(settings: Settings) -> SeedReport:
@@ -29,12 +22,7 @@ async def seed_demo(settings: Settings) -> SeedReport:
         )
     report = SeedReport()
     async with db.transaction():
-        for seeder in _seeders():
-            await seeder(report)
+        for manifest in manifests():
+            if manifest.seed is not None:
+                await manifest.seed(report)
     return report
-
-
-def _seeders() -> list:  # type: ignore[type-arg]
-    from core.identity.seed import seed_users
-
-    return [seed_users]

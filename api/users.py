@@ -17,13 +17,13 @@ from litestar import Controller, Request, get, patch, post, put
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from api.auth import AuthenticatedUser
-from api.guards import requires
-from api.inputs import SerialId, refuse_control_characters, require_json
 from core import db
 from core.identity.model import Role
 from core.identity.services import create_user, get_user, list_users, set_password, update_user
 from core.identity.tables import User
+from core.web.guards import requires
+from core.web.inputs import SerialId, refuse_control_characters, require_json
+from core.web.principal import AuthenticatedUser
 
 Text = Annotated[str, msgspec.Meta(max_length=1024)]
 Reason = Annotated[str, msgspec.Meta(max_length=1000)]
@@ -94,7 +94,7 @@ def _given(value: Any) -> Any:
 class UsersController(Controller):
     path = "/api/users"
     tags = ["users"]
-    # Account management only; an admin is not thereby a pharmacist (api.guards). In person
+    # Account management only; an admin is not thereby a pharmacist (core.web.guards). In person
     # only, never with an API token (see the module docstring).
     guards = [requires(Role.admin, interactive=True)]
 
@@ -109,7 +109,7 @@ class UsersController(Controller):
         "password (12+ characters, not the username) or role list breaks.",
         status_code=HTTP_201_CREATED,
         # The session cookie authorises this: JSON only, so no form on another site can post
-        # it (api.inputs).
+        # it (core.web.inputs).
         before_request=require_json,
     )
     async def create(

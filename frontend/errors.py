@@ -22,8 +22,8 @@ from litestar.status_codes import HTTP_303_SEE_OTHER
 
 from core.errors import InfusionError, RateLimitedError
 from core.logging import get_logger
-from frontend.security import login_url, request_target
-from frontend.templating import render
+from core.web.pages import render
+from core.web.security import login_url, request_target
 
 log = get_logger(__name__)
 

@@ -1,25 +1,19 @@
-"""The Jinja2 environment and the one way page handlers render: `render(request, name, ...)`."""
+"""The Jinja2 environment: frontend's own templates (the layout, sign-in, home) plus each
+context's template folder, named in its manifest. Pages render with core.web.pages.render."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Sequence
+from pathlib import Path
 
 import jinja2
-from litestar import MediaType, Request
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Template
 from litestar.template.config import TemplateConfig
 
 import core
 from frontend.assets import FRONTEND_DIR, asset_url
-from frontend.navigation import nav_for
 
 TEMPLATES_DIR = FRONTEND_DIR / "templates"
-
-# Pages show people's data: never keep them in a shared or back-button cache, so a signed-out
-# browser cannot show the previous user's page again.
-NO_STORE = {"Cache-Control": "no-store"}
 
 ROLE_LABELS = {
     "technician": "Technician",
@@ -33,9 +27,13 @@ def role_label(role: str) -> str:
     return ROLE_LABELS.get(role, role.replace("_", " ").capitalize())
 
 
-def make_environment(*, site_name: str, environment: str) -> jinja2.Environment:
+def make_environment(
+    *, site_name: str, environment: str, context_dirs: Sequence[Path] = ()
+) -> jinja2.Environment:
+    """`context_dirs`: each context's template folder. Its templates sit in a sub-folder named
+    for the context (`catalogue/product.html`), so two contexts cannot shadow each other."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        loader=jinja2.FileSystemLoader([TEMPLATES_DIR, *context_dirs]),
         autoescape=True,
         # A typo in a template fails the test that renders it instead of printing nothing.
         undefined=jinja2.StrictUndefined,
@@ -52,32 +50,8 @@ def make_environment(*, site_name: str, environment: str) -> jinja2.Environment:
     return env
 
 
-def template_config(*, site_name: str, environment: str) -> TemplateConfig[JinjaTemplateEngine]:
-    env = make_environment(site_name=site_name, environment=environment)
+def template_config(
+    *, site_name: str, environment: str, context_dirs: Sequence[Path] = ()
+) -> TemplateConfig[JinjaTemplateEngine]:
+    env = make_environment(site_name=site_name, environment=environment, context_dirs=context_dirs)
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(env))
-
-
-def current_user(request: Request[Any, Any, Any]) -> Any:
-    """The signed-in staff member, or None (pages that are public have no user)."""
-    return request.scope.get("user")
-
-
-def render(
-    request: Request[Any, Any, Any],
-    template_name: str,
-    *,
-    status_code: int = 200,
-    headers: Mapping[str, str] | None = None,
-    **context: Any,
-) -> Template:
-    """Render a page with what every page's layout needs (the user and their menu)."""
-    user = current_user(request)
-    context.setdefault("user", user)
-    context.setdefault("nav", nav_for(user, request.url.path))
-    return Template(
-        template_name=template_name,
-        context=context,
-        status_code=status_code,
-        media_type=MediaType.HTML,
-        headers={**NO_STORE, **(headers or {})},
-    )

@@ -1,8 +1,7 @@
-"""arq jobs of the `printing` domain: they take ids, reload, and are idempotent."""
+"""arq jobs of printing: they take ids, reload, and are idempotent (none yet)."""
 
 from __future__ import annotations
 
-from typing import Any
+from core.queue import JobDef
 
-JOBS: list[Any] = []
-CRON: list[Any] = []
+JOBS: tuple[JobDef, ...] = ()

@@ -1,4 +1,4 @@
-"""The Piccolo app of the `printing` domain (its tables arrive with the issues that need them)."""
+"""The Piccolo app of printing: its own tables and its own migration chain."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ from pathlib import Path
 
 from piccolo.conf.apps import AppConfig
 
+from printing.tables import TABLES
+
 APP_CONFIG = AppConfig(
     app_name="printing",
     migrations_folder_path=str(Path(__file__).parent / "piccolo_migrations"),
-    table_classes=[],
+    table_classes=list(TABLES),
+    # The apps whose tables this one's foreign keys may point at (the dependency direction).
     migration_dependencies=["core.piccolo_app"],
     commands=[],
 )

@@ -3,11 +3,10 @@ approval need "another person", so a demo needs two)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from core.identity.model import Role
 from core.identity.services import create_user
 from core.identity.tables import User
+from core.manifest import SeedReport
 
 DEMO_PASSWORD = "infusion-demo-2026"  # noqa: S105  (fictional demo, printed by `infusion dev`)
 DEMO_ACTOR = "system:seed"
@@ -21,7 +20,7 @@ DEMO_USERS: tuple[tuple[str, str, tuple[Role, ...]], ...] = (
 )
 
 
-async def seed_users(report: Any) -> None:
+async def seed_users(report: SeedReport) -> None:
     """Create the demo staff that do not exist yet (skips existing usernames).
 
     A login is listed in `report.logins` while its password was never changed after the seed
@@ -44,4 +43,4 @@ async def seed_users(report: Any) -> None:
             # by hand): its demo password may no longer work, so it is not advertised.
             continue
         report.logins.append((username, DEMO_PASSWORD, ", ".join(role.value for role in roles)))
-    report.created["users"] = report.created.get("users", 0) + created
+    report.add("users", created)

@@ -31,6 +31,7 @@ class User(Table, tablename="app_user", schema=None):
 
 ID = "2026-11-21T23:38:08:034182"
 VERSION = "1.38.0"
+PARENT = None  # the migration before this one
 DESCRIPTION = "identity, audit and outbox tables"
 
 

@@ -3,6 +3,7 @@ from piccolo.engine.finder import engine_finder
 
 ID = "2026-11-21T23:38:09:000000"
 VERSION = "1.38.0"
+PARENT = "2026-11-21T23:38:08:034182"  # the migration before this one
 DESCRIPTION = "audit_event is append-only (trigger)"
 
 

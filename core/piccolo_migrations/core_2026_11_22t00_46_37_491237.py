@@ -4,7 +4,8 @@ from piccolo.columns.column_types import Varchar
 
 ID = "2026-11-22T00:46:37:491237"
 VERSION = "1.38.0"
-DESCRIPTION = "True"
+PARENT = "2026-11-21T23:38:09:000000"  # the migration before this one
+DESCRIPTION = "outbox job ids unique only among pending runs"
 
 
 async def forwards():

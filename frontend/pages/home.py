@@ -10,10 +10,10 @@ from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.response import Template
 
-from api.guards import requires
-from api.health import check_health
 from core.clock import utcnow
-from frontend.templating import render
+from core.web.guards import requires
+from core.web.health import check_health
+from core.web.pages import render
 
 STATUS_FRAGMENT = "/fragments/status"
 
@@ -54,7 +54,7 @@ class HomePages(Controller):
         operation_id="getStatusFragment",
         include_in_schema=False,
         guards=[requires()],
-        # Polled every 10 s: must not keep the session alive (see api.auth._is_passive).
+        # Polled every 10 s: must not keep the session alive (see core.web.sessions.is_passive).
         opt={"passive": True},
     )
     async def status_fragment(self, request: Request[Any, Any, Any], state: State) -> Template:

@@ -13,12 +13,13 @@ from litestar.status_codes import (
     HTTP_429_TOO_MANY_REQUESTS,
 )
 
-from api.auth import client_address, login_session, logout_session
 from core import db
 from core.errors import AuthenticationError, RateLimitedError
 from core.identity.services import WRONG_CREDENTIALS, authenticate, record_login
-from frontend.security import LOGIN_PATH, require_same_origin, safe_next
-from frontend.templating import current_user, render
+from core.web.pages import current_user, render
+from core.web.principal import client_address
+from core.web.security import LOGIN_PATH, require_same_origin, safe_next
+from core.web.sessions import login_session, logout_session
 
 MISSING_CREDENTIALS = "Enter your username and password."
 

@@ -40,10 +40,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from api.errors import PROBLEM_JSON
-from api.guards import is_public
 from core import db
 from core.identity.services import issue_token
+from core.web.errors import PROBLEM_JSON
+from core.web.guards import is_public
 from tests.api.test_auth_support import PASSWORD, SESSION_COOKIE, audit_events, make_user
 from tests.fixtures import ServedApp
 

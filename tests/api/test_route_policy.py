@@ -1,7 +1,7 @@
 """Every route of the real app declares who may call it, and every documented one its id.
 
 Architecture rule 8 (least privilege) as a machine check: a handler needs a `requires(...)`
-guard (api.guards.RoleGuard, on the handler or any layer above it) or `opt={"public": True}`;
+guard (core.web.guards.RoleGuard, on the handler or any layer above it) or `opt={"public": True}`;
 handlers in the OpenAPI schema need an explicit, unique `operation_id`. Routes added later by
 anyone are walked too. Litestar's own handlers (automatic OPTIONS, the /schema pages) are
 exempt: they serve no data of ours.
@@ -14,8 +14,8 @@ from typing import Any
 from litestar import Controller, Litestar, get
 
 from api.app import create_app
-from api.guards import is_public, requires, role_guards
 from core.identity.model import Role
+from core.web.guards import is_public, requires, role_guards
 
 
 def _is_framework_handler(handler: Any) -> bool:

@@ -36,7 +36,7 @@ from core.errors import ConfigurationError
     ],
 )
 def test_safe_next_keeps_only_paths_on_this_site(value: str | None, expected: str) -> None:
-    from frontend.security import safe_next
+    from core.web.security import safe_next
 
     assert safe_next(value) == expected
 
@@ -52,7 +52,7 @@ def test_safe_next_keeps_only_paths_on_this_site(value: str | None, expected: st
     ],
 )
 def test_login_url_carries_a_safe_next(next_path: str | None, expected: str) -> None:
-    from frontend.security import login_url
+    from core.web.security import login_url
 
     assert login_url(next_path) == expected
 
@@ -107,10 +107,13 @@ def test_every_page_route_declares_an_operation_id_and_who_may_see_it() -> None:
     from litestar import Litestar
     from litestar.routes import HTTPRoute
 
-    from api.guards import is_public, role_guards
+    from api.contexts import manifests
+    from core.web.guards import is_public, role_guards
     from frontend import page_handlers
 
-    app = Litestar(route_handlers=page_handlers(), openapi_config=None)
+    # The shell's pages and every context's, as the app factory mounts them.
+    context_pages = [page for m in manifests() for page in m.pages]
+    app = Litestar(route_handlers=page_handlers(context_pages), openapi_config=None)
     declared = {
         (method, route.path): handler
         for route in app.routes

@@ -40,7 +40,8 @@ async def failed_run(worker) -> int:
     async with db.transaction():
         await enqueue(always_fails, "x")
     await worker()
-    await sweep_outbox(older_than=timedelta(0))
+    await sweep_outbox(older_than=timedelta(0))  # pushes attempt 2 of 2
+    await worker()
     [row] = await db.fetch("SELECT id FROM outbox_job WHERE failed_at IS NOT NULL")
     return row["id"]
 

@@ -29,5 +29,5 @@ async def test_worker_command_runs_an_enqueued_job_and_marks_it_done():
     rows = await db.fetch(
         "SELECT job_id, done_at IS NOT NULL AS done, attempts FROM outbox_job ORDER BY id"
     )
-    assert rows == [{"job_id": job_id, "done": True, "attempts": 0}]
+    assert rows == [{"job_id": job_id, "done": True, "attempts": 1}]
     assert job_id == "core.sweep_outbox"

@@ -14,10 +14,10 @@ from litestar.middleware import ASGIMiddleware
 from litestar.testing import TestClient
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from api.auth import AuthenticatedUser
-from api.errors import EXCEPTION_HANDLERS
-from api.guards import RoleGuard, requires
 from core.identity.model import Role
+from core.web.errors import EXCEPTION_HANDLERS
+from core.web.guards import RoleGuard, requires
+from core.web.principal import AuthenticatedUser
 
 
 class FakeUser(ASGIMiddleware):

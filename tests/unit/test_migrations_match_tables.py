@@ -6,17 +6,29 @@ applied to every app; it reads migration files and table classes only, no databa
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from piccolo.apps.migrations.commands.new import AutoMigrationManager
 from piccolo.conf.apps import Finder
 
 import piccolo_conf
 
-APPS = [name.split(".")[0] for name in piccolo_conf.APPS]
+APPS = [importlib.import_module(module).APP_CONFIG.app_name for module in piccolo_conf.APPS]
 
 
-def test_every_domain_package_has_its_own_app():
-    assert APPS == ["core", "fulfilment", "coldchain", "printing"]
+def test_every_context_has_its_own_app():
+    assert APPS == [
+        "core",
+        "packout",
+        "loggers",
+        "printing",
+        "catalogue",
+        "orders",
+        "compounding",
+        "carriers",
+        "shipments",
+    ]
 
 
 @pytest.mark.parametrize("app_name", APPS)

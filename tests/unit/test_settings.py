@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigurationError
-from core.settings import SETTINGS_DOC, Settings, load_settings
+from core.settings import SETTINGS_DOC, Settings, load_settings, settings_table
 
 KEY = "k" * 40
 
@@ -119,3 +119,7 @@ def test_readme_documents_every_setting():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [s.env for s in SETTINGS_DOC if f"`{s.env}`" not in readme]
     assert missing == []
+    # Word for word: every row's default and meaning are the setting's own texts.
+    assert settings_table() in readme, (
+        "README's configuration table differs from core/settings.py; paste:\n" + settings_table()
+    )

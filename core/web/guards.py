@@ -39,7 +39,7 @@ class RoleGuard:
         self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
     ) -> None:
         # Async on purpose: Litestar runs a sync guard in its thread pool on every request.
-        # scope["user"] is set by api.auth's middleware; if that middleware did not run, there
+        # scope["user"] is set by core.web.authentication; if that middleware did not run, there
         # is no user and the route stays closed.
         user = connection.scope.get("user")
         if user is None:
@@ -65,7 +65,7 @@ def requires(*roles: Role | str, interactive: bool = False) -> RoleGuard:
 
 def is_public(handler: BaseRouteHandler) -> bool:
     """Marked `opt={"public": True}`: needs no user, and is still served (anonymously) when
-    sign-in cannot be checked (api.auth's middleware)."""
+    sign-in cannot be checked (core.web.authentication)."""
     return handler.opt.get("public") is True
 
 

@@ -1,4 +1,6 @@
-"""The main menu. A page that belongs in it adds one `NavItem` to `NAV` (see docs/frontend.md).
+"""The main menu: each context's manifest declares its `NavItem`s (core.manifest), the app
+factory collects them in context order into `app.state.nav`, and every page shows the items
+its user may see.
 
 An item lists the roles that may see it, the same roles its page handler's guard requires:
 a packer is not shown a link that would answer 403.
@@ -6,6 +8,7 @@ a packer is not shown a link that would answer 403.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +29,6 @@ class NavItem:
         return path == self.path or path.startswith(self.path.rstrip("/") + "/")
 
 
-NAV: tuple[NavItem, ...] = (NavItem(label="Home", path="/", testid="nav-home"),)
-
-
 @dataclass(frozen=True)
 class NavLink:
     label: str
@@ -37,13 +37,13 @@ class NavLink:
     current: bool
 
 
-def nav_for(user: Any, path: str) -> list[NavLink]:
+def nav_for(user: Any, path: str, items: Iterable[NavItem]) -> list[NavLink]:
     """The items this user may see, with the one for the page being shown marked current."""
     if user is None:
         return []
     roles = frozenset(getattr(user, "roles", ()) or ())
     return [
         NavLink(label=item.label, path=item.path, testid=item.testid, current=item.is_current(path))
-        for item in NAV
+        for item in items
         if item.visible_to(roles)
     ]

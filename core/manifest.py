@@ -1,0 +1,70 @@
+"""What a bounded context brings to the product, in one typed object: its manifest.
+
+Each context (`fulfilment/catalogue`, `coldchain/loggers`, `printing`, …) defines
+`MANIFEST = Manifest(...)` in its `module.py`. The composition roots never list a context's
+tables, jobs, routes or pages themselves: they read the one list of contexts
+(`api/contexts.py`) and take everything from the manifests, so adding a context means its
+own folder plus one line there (docs/architecture.md, "Adding a context").
+
+- `piccolo_app`: the dotted path of its Piccolo `AppConfig` module (`piccolo_conf` and the
+  migrations read it without importing the rest of the context);
+- `jobs`: its `@job`s, cron ones included (the schedule is declared on the job itself);
+- `seed`: an async function adding its part of the fictional demo to a `SeedReport`;
+- `controllers`: its JSON API controllers (mounted as they are, under `/api/...`);
+- `pages`: its page controllers (mounted on the pages' router: HTML errors, page headers);
+- `nav`: its main-menu entries; `templates`: its template folder (templates inside it sit in
+  a sub-folder named for the context);
+- `cli`: its `infusion <name> …` command group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.web.navigation import NavItem
+
+if TYPE_CHECKING:
+    import click
+
+    from core.queue import JobDef
+
+
+@dataclass
+class SeedReport:
+    """What a demo seed created, and the logins `infusion dev` may show."""
+
+    created: dict[str, int] = field(default_factory=dict)
+    logins: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, what: str, count: int) -> None:
+        self.created[what] = self.created.get(what, 0) + count
+
+    def summary(self) -> str:
+        made = ", ".join(f"{n} {what}" for what, n in self.created.items() if n)
+        return f"demo data: created {made}" if made else "demo data: already present"
+
+
+Seeder = Callable[[SeedReport], Awaitable[None]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    name: str
+    piccolo_app: str
+    jobs: tuple[JobDef, ...] = ()
+    seed: Seeder | None = None
+    controllers: tuple[Any, ...] = ()
+    pages: tuple[Any, ...] = ()
+    nav: tuple[NavItem, ...] = ()
+    templates: Path | None = None
+    cli: click.Group | None = None
+
+    def __post_init__(self) -> None:
+        names = [job.name for job in self.jobs]
+        if len(names) != len(set(names)):
+            raise ValueError(f"context {self.name!r} lists a job twice")
+        if self.templates is not None and not self.templates.is_dir():
+            raise ValueError(f"context {self.name!r}: no template folder at {self.templates}")

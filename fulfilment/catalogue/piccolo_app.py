@@ -1,0 +1,18 @@
+"""The Piccolo app of fulfilment.catalogue: its own tables and its own migration chain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from piccolo.conf.apps import AppConfig
+
+from fulfilment.catalogue.tables import TABLES
+
+APP_CONFIG = AppConfig(
+    app_name="catalogue",
+    migrations_folder_path=str(Path(__file__).parent / "piccolo_migrations"),
+    table_classes=list(TABLES),
+    # The apps whose tables this one's foreign keys may point at (the dependency direction).
+    migration_dependencies=["core.piccolo_app"],
+    commands=[],
+)

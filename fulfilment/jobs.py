@@ -1,8 +1,0 @@
-"""arq jobs of the `fulfilment` domain: they take ids, reload, and are idempotent."""
-
-from __future__ import annotations
-
-from typing import Any
-
-JOBS: list[Any] = []
-CRON: list[Any] = []

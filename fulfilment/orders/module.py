@@ -1,0 +1,10 @@
+"""The manifest of fulfilment.orders (core.manifest): what it brings to the product."""
+
+from __future__ import annotations
+
+from core.manifest import Manifest
+from fulfilment.orders.jobs import JOBS
+
+MANIFEST = Manifest(
+    name="fulfilment.orders", piccolo_app="fulfilment.orders.piccolo_app", jobs=JOBS
+)

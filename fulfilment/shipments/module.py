@@ -1,0 +1,10 @@
+"""The manifest of fulfilment.shipments (core.manifest): what it brings to the product."""
+
+from __future__ import annotations
+
+from core.manifest import Manifest
+from fulfilment.shipments.jobs import JOBS
+
+MANIFEST = Manifest(
+    name="fulfilment.shipments", piccolo_app="fulfilment.shipments.piccolo_app", jobs=JOBS
+)

@@ -1,0 +1,1 @@
+"""Tests that run subprocesses or measure time, and need no database or Redis."""
