@@ -85,16 +85,16 @@ def serve(host: str, port: int) -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Run queued jobs, then exit.")
 def worker(burst: bool) -> None:
-    """Run the job worker (arq): every domain's jobs and cron. Run as many as you like."""
-    from arq.worker import Worker
+    """Run the job worker (arq): every domain's jobs and cron. Run as many as you like.
 
-    from api.worker import worker_kwargs
+    It rides out Redis outages: it waits for Redis with backoff and resumes."""
+    from api.worker import supervised_worker
     from core.logging import configure_logging
 
     settings = settings_from_env()
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     with servers_for(settings) as resolved:
-        Worker(**worker_kwargs(resolved, burst=burst)).run()
+        asyncio.run(supervised_worker(resolved, burst=burst).run(handle_signals=True))
 
 
 @main.command()

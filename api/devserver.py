@@ -11,7 +11,13 @@ from typing import Any
 
 import click
 
+from core.backoff import Backoff
+from core.embedded import EmbeddedRedis
+from core.errors import ConfigurationError
+from core.logging import get_logger
 from core.settings import Settings
+
+log = get_logger(__name__)
 
 
 def run_dev(settings: Settings, *, host: str, port: int, seed: bool) -> None:
@@ -33,11 +39,10 @@ class _Server:
 
 async def _dev(settings: Settings, *, host: str, port: int, seed: bool) -> None:
     import uvicorn
-    from arq.worker import Worker
 
     from api.app import create_app
     from api.migrations import run_migrations
-    from api.worker import worker_kwargs
+    from api.worker import supervised_worker
     from core import db, queue
 
     started = time.monotonic()
@@ -54,7 +59,8 @@ async def _dev(settings: Settings, *, host: str, port: int, seed: bool) -> None:
     server = _Server(
         uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on", access_log=False)
     )
-    worker = Worker(**worker_kwargs(settings, manage_resources=False, handle_signals=False))
+    worker = supervised_worker(settings, manage_resources=False)
+    redis_watch = RedisWatch.for_settings(settings)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -62,20 +68,22 @@ async def _dev(settings: Settings, *, host: str, port: int, seed: bool) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     server_task = asyncio.create_task(server.serve(), name="api")
-    worker_task = asyncio.create_task(worker.main(), name="worker")
+    worker_task = asyncio.create_task(worker.run(), name="worker")
+    watch_task = asyncio.create_task(redis_watch.run(), name="redis-watch")
     # uvicorn exposes only a `started` flag, no event to await.
     while not server.started and not server_task.done():  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     if server.started:
         _banner(settings, host, port, applied, demo_logins, time.monotonic() - started)
-        waiters = {asyncio.create_task(stop.wait()), server_task, worker_task}
+        waiters = {asyncio.create_task(stop.wait()), server_task, worker_task, watch_task}
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     click.echo("stopping…", err=True)
-    # Worker first: its running jobs finish while the database pool is still open.
-    worker_task.cancel()
+    watch_task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await worker_task
-    await worker.close()
+        await watch_task
+    # Worker first: its running jobs finish while the database pool is still open.
+    worker.stop()
+    await worker_task
     server.should_exit = True
     with contextlib.suppress(asyncio.CancelledError):
         await server_task
@@ -83,6 +91,57 @@ async def _dev(settings: Settings, *, host: str, port: int, seed: bool) -> None:
     await db.close_pool()
     if server_task.done() and not server.started:
         raise click.ClickException(f"could not serve on {host}:{port} (is the port in use?)")
+    if redis_watch.gave_up is not None:
+        raise click.ClickException(redis_watch.gave_up)
+
+
+class RedisWatch:
+    """Restarts the embedded Redis when it dies under `infusion dev`.
+
+    Meanwhile the API keeps answering (/health names Redis, sign-in answers 503) and the
+    worker waits for Redis (core.worker_runtime). When the server cannot be started again
+    after RESTART_TRIES attempts with backoff (about half a minute), `gave_up` says so in one
+    sentence and `run` returns, which stops `infusion dev`.
+    """
+
+    CHECK_EVERY_S = 1.0
+    RESTART_TRIES = 6
+
+    def __init__(self, redis: EmbeddedRedis | None) -> None:
+        self.redis = redis
+        self.gave_up: str | None = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> RedisWatch:
+        """Watch the embedded Redis of the data folder; nothing when REDIS_URL names another."""
+        embedded = EmbeddedRedis(settings.data_dir, owner=True)
+        return cls(embedded if settings.redis_url == embedded.url else None)
+
+    async def run(self) -> None:
+        if self.redis is None:
+            await asyncio.Event().wait()  # nothing to watch: wait to be cancelled
+        while self.gave_up is None:
+            await asyncio.sleep(self.CHECK_EVERY_S)
+            if not await asyncio.to_thread(self.redis.running):  # type: ignore[union-attr]
+                log.warning("dev.redis_died")
+                await self._restart(self.redis)  # type: ignore[arg-type]
+
+    async def _restart(self, redis: EmbeddedRedis) -> None:
+        backoff = Backoff()
+        for attempt in range(1, self.RESTART_TRIES + 1):
+            await asyncio.sleep(backoff.next_delay())
+            try:
+                await asyncio.to_thread(redis.start)
+            except (ConfigurationError, OSError) as exc:
+                error_type = type(exc).__name__
+                log.warning("dev.redis_restart_failed", attempt=attempt, error_type=error_type)
+                continue
+            log.warning("dev.redis_restarted", attempt=attempt)
+            return
+        self.gave_up = (
+            f"the embedded Redis in {redis.folder} died and could not be restarted "
+            f"({self.RESTART_TRIES} tries); see {redis.folder / 'redis.log'}"
+        )
 
 
 def _banner(

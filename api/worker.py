@@ -8,6 +8,7 @@ from typing import Any
 from core import db, queue
 from core.queue import JobDef
 from core.settings import Settings
+from core.worker_runtime import WorkerSupervisor
 
 
 def context_jobs() -> list[JobDef]:
@@ -52,3 +53,17 @@ def worker_kwargs(
     }
     kwargs.update(overrides)
     return kwargs
+
+
+def supervised_worker(
+    settings: Settings, *, manage_resources: bool = True, **overrides: Any
+) -> WorkerSupervisor:
+    """The worker as `infusion worker` and `infusion dev` run it: a fresh arq Worker on each
+    Redis connection, restarted after a Redis outage (core.worker_runtime)."""
+    from arq.worker import Worker
+
+    def make_worker(pool: Any) -> Worker:
+        kwargs = worker_kwargs(settings, manage_resources=manage_resources, **overrides)
+        return Worker(**{**kwargs, "redis_pool": pool, "handle_signals": False})
+
+    return WorkerSupervisor(make_worker, queue.redis_settings(settings.redis_url or ""))

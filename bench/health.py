@@ -6,6 +6,8 @@ Sides, each one uvicorn process on a free loopback port, all started by `infusio
          INFUSION_LOG_LEVEL=WARNING so that request logging does not dominate;
   bare   the baseline, bench/bare_health.py: `infusion serve` with the app factory swapped for
          one Litestar route returning the same JSON shape with constant values, same level;
+  io     the second baseline, bench/bare_health.py --io: the same bare route doing the I/O the
+         product's check does (SELECT 1 on a default asyncpg pool, a Redis PING), same level;
   info   the product again in production settings: INFUSION_LOG_LEVEL=INFO (the default),
          which logs every request, INFUSION_LOG_FORMAT=json (unless set otherwise), to a file;
          skipped by --quick unless --info.
@@ -16,9 +18,10 @@ other round (app bare info, info bare app, …) so slow drift falls on all sides
 side's req/s, p50 and p99 are medians over its rounds. Every response must be 200 and start
 with the expected bytes, or it counts as an error (and the run exits 1).
 
-Final line: `health: rps=… baseline_rps=… ratio=… p99_ms=… baseline_p99_ms=…` (the issue's
-keys), then `errors=… cpu_ms_per_req=… baseline_cpu_ms_per_req=… cpu_ratio=…` and, with the
-INFO side, `info_rps=… info_ratio=…`. docs/benchmarks.md explains each figure.
+Final line: `health: rps=… baseline_rps=… ratio=… io_baseline_rps=… io_ratio=… p99_ms=…
+baseline_p99_ms=…` (the issues' keys), then `io_p99_ms=… errors=… cpu_ms_per_req=…
+baseline_cpu_ms_per_req=… cpu_ratio=… io_cpu_ms_per_req=… io_cpu_ratio=…` and, with the INFO
+side, `info_rps=… info_ratio=…`. docs/benchmarks.md explains each figure.
 """
 
 from __future__ import annotations
@@ -184,6 +187,8 @@ def run(options: argparse.Namespace, console: Console) -> Outcome:
         bare_command = [sys.executable, "-m", "bench.bare_health", "--host", "127.0.0.1"]
         start("bare", "bare Litestar", [*bare_command, "--port", "{port}"], quiet)
         migrate(backends)
+        # SELECT 1 needs no table, but the database must exist and answer: after migrate().
+        start("io", "bare + SELECT 1/PING", [*bare_command, "--io", "--port", "{port}"], quiet)
         app_command = [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1"]
         start("app", "app (WARNING)", [*app_command, "--port", "{port}"], quiet)
         if with_info:
@@ -192,7 +197,7 @@ def run(options: argparse.Namespace, console: Console) -> Outcome:
             info_env = {**env, "INFUSION_LOG_LEVEL": "INFO", "INFUSION_LOG_FORMAT": log_format}
             label = f"app (INFO, {log_format})"
             start("info", label, [*app_command, "--port", "{port}"], info_env)
-        order = [sides[key] for key in ("app", "bare", "info") if key in sides]
+        order = [sides[key] for key in ("app", "bare", "io", "info") if key in sides]
 
         first: dict[str, bytes] = {}
         for side in order:
@@ -203,17 +208,18 @@ def run(options: argparse.Namespace, console: Console) -> Outcome:
                     "the benchmark needs a healthy app"
                 )
             first[side.key] = body
-        if get(sides["bare"].served.url + MARKER_PATH)[0] != 204:
-            raise BenchmarkError(
-                f"the baseline server is not bench/bare_health.py's app (no 204 on "
-                f"{MARKER_PATH}): `infusion serve` no longer takes its app from "
-                "api.app.create_app when it runs; update bench/bare_health.py"
-            )
-        if _shape(json.loads(first["app"])) != _shape(json.loads(first["bare"])):
-            warnings.append(
-                "the bare endpoint's JSON no longer has the shape of the app's /health; "
-                f"update bench/bare_health.py (app: {first['app'][:160]!r})"
-            )
+        for key in ("bare", "io"):
+            if get(sides[key].served.url + MARKER_PATH)[0] != 204:
+                raise BenchmarkError(
+                    f"the {sides[key].label} server is not bench/bare_health.py's app (no 204 "
+                    f"on {MARKER_PATH}): `infusion serve` no longer takes its app from "
+                    "api.app.create_app when it runs; update bench/bare_health.py"
+                )
+            if _shape(json.loads(first["app"])) != _shape(json.loads(first[key])):
+                warnings.append(
+                    f"the {sides[key].label} endpoint's JSON no longer has the shape of the "
+                    f"app's /health; update bench/bare_health.py (app: {first['app'][:160]!r})"
+                )
         probes = 5 if options.quick else 20
         lines = {side.key: _lines_per_request(side, probes) for side in order}
         if server_cpus:
@@ -258,7 +264,7 @@ def run(options: argparse.Namespace, console: Console) -> Outcome:
                     f"{side.label} exited during the benchmark:\n{side.served.log_tail()}"
                 )
 
-    app, bare = sides["app"].result, sides["bare"].result
+    app, bare, io = sides["app"].result, sides["bare"].result, sides["io"].result
     info = sides["info"].result if "info" in sides else None
 
     table = Table(
@@ -304,12 +310,23 @@ def run(options: argparse.Namespace, console: Console) -> Outcome:
         if app.server_cpu_ms_per_request
         else float("nan")
     )
+    io_ratio = app.rps / io.rps if io.rps else float("nan")
+    io_cpu_ratio = (
+        io.server_cpu_ms_per_request / app.server_cpu_ms_per_request
+        if app.server_cpu_ms_per_request
+        else float("nan")
+    )
     info_ratio = info.rps / bare.rps if info and bare.rps else float("nan")
     notes = [
         f"ratio = app req/s / bare req/s = {ratio:.3f}. 'bare Litestar' is one route answering "
         "the same JSON with constant values, served by the same `infusion serve` (same uvicorn "
         "options, one process each); the difference is what the product adds: its middleware, "
         "the SELECT 1 and the Redis PING.",
+        f"io_ratio = app req/s / '{sides['io'].label}' req/s = {io_ratio:.3f}. That side is "
+        "the same bare route doing the product's I/O and nothing else: SELECT 1 on an asyncpg "
+        "pool with asyncpg's defaults (reset on release) and the product's size, then PING "
+        "through the product's Redis client; the difference is the product's own Python "
+        "(middleware, Piccolo, the check's timeouts, logging calls).",
         "Both are measured with INFUSION_LOG_LEVEL=WARNING so logging does not dominate. In "
         "production settings (INFO, the product's default level) the app logs every request: "
         + (
@@ -361,12 +378,17 @@ def run(options: argparse.Namespace, console: Console) -> Outcome:
         "rps": app.rps,
         "baseline_rps": bare.rps,
         "ratio": ratio,
+        "io_baseline_rps": io.rps,
+        "io_ratio": io_ratio,
         "p99_ms": app.percentile_ms(0.99),
         "baseline_p99_ms": bare.percentile_ms(0.99),
+        "io_p99_ms": io.percentile_ms(0.99),
         "errors": errors,
         "cpu_ms_per_req": app.server_cpu_ms_per_request,
         "baseline_cpu_ms_per_req": bare.server_cpu_ms_per_request,
         "cpu_ratio": cpu_ratio,
+        "io_cpu_ms_per_req": io.server_cpu_ms_per_request,
+        "io_cpu_ratio": io_cpu_ratio,
     }
     if info:
         figures["info_rps"] = info.rps

@@ -155,7 +155,7 @@ def get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def wait_ready(served: Served, path: str = "/health", timeout: float = 30.0) -> tuple[int, bytes]:
+def wait_ready(served: Served, path: str = "/health", timeout: float = 120.0) -> tuple[int, bytes]:
     """Wait until `path` answers (any status); return the first answer."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

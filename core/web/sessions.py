@@ -42,6 +42,9 @@ SESSION_NAMESPACE = "infusion:session"
 ROTATE_TO = "infusion.session.rotate_to"
 LOADED_ID = "infusion.session.loaded_id"
 UNAVAILABLE = "infusion.session.unavailable"
+# A route handler's opt key: the route never looks at its caller (/health), so neither the
+# session middleware nor the authentication middleware runs for it, and there is no user.
+NO_CALLER = "no_caller"
 
 
 class SessionsUnavailable(Exception):
@@ -145,6 +148,7 @@ def session_config(settings: Settings) -> StaffSessionConfig:
         secure=settings.secure_cookies,
         path="/",
         scopes={ScopeType.HTTP, ScopeType.WEBSOCKET},
+        exclude_opt_key=NO_CALLER,
     )
 
 

@@ -35,6 +35,12 @@ def test_guarded_routes_answer_503_and_health_still_reports_when_servers_are_dow
         me = httpx.get(app.url + "/api/auth/me", headers=bearer, timeout=10)
         assert me.status_code == 503, me.text
         assert me.headers["content-type"] == "application/problem+json"
+        # The one 503 shape, as from every outage: code `unavailable` and Retry-After.
+        assert (me.json()["code"], me.json()["detail"], me.headers["retry-after"]) == (
+            "unavailable",
+            "Sign-in cannot be checked right now: the database or Redis is not answering.",
+            "5",
+        )
         health = httpx.get(app.url + "/health", headers=bearer, timeout=10)
         assert health.status_code == 503
         assert health.json()["down"] == ["database"]
@@ -43,6 +49,7 @@ def test_guarded_routes_answer_503_and_health_still_reports_when_servers_are_dow
         redis.stop()
         me = httpx.get(app.url + "/api/auth/me", headers=cookie, timeout=10)
         assert me.status_code == 503, me.text
+        assert (me.json()["code"], me.headers["retry-after"]) == ("unavailable", "5")
         health = httpx.get(app.url + "/health", headers=cookie, timeout=10)
         assert health.status_code == 503
         assert health.json()["down"] == ["database", "redis"]
