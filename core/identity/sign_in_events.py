@@ -120,17 +120,36 @@ async def record_lockout(
     )
 
 
+# Writes started from inside a caller's transaction, still running (kept so they are not
+# garbage-collected mid-flight; see `_record_detached`).
+_pending: set[asyncio.Task[None]] = set()
+
+
 async def _record_detached(**event: Any) -> None:
     async def write() -> None:
-        async with db.transaction():
-            # Names these short transactions in pg_stat_activity (reverts at COMMIT).
-            await db.fetch(f"SET LOCAL application_name = '{APPLICATION_NAME}'")
-            await record(**event)
+        try:
+            async with db.transaction():
+                # Names these short transactions in pg_stat_activity (reverts at COMMIT).
+                await db.fetch(f"SET LOCAL application_name = '{APPLICATION_NAME}'")
+                await record(**event)
+        except Exception:
+            log.exception("audit.sign_in_event_not_recorded", action=event["action"])
 
     # A fresh context with no transaction: this commits even if the caller's rolls back.
     context = contextvars.copy_context()
     context.run(db.engine().current_transaction.set, None)
-    try:
-        await asyncio.create_task(write(), context=context)
-    except Exception:
-        log.exception("audit.sign_in_event_not_recorded", action=event["action"])
+    task = asyncio.create_task(write(), context=context)
+    if not db.in_transaction():
+        await task  # the usual case (authenticate runs with no transaction open)
+        return
+    # Inside a transaction that may already hold the audit lock, waiting here would deadlock
+    # (our write queues behind that lock, the lock behind us): let it finish on its own once
+    # the caller's transaction ends, either way.
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
+async def wait_for_pending() -> None:
+    """Let writes started inside transactions finish (tests; a clean shutdown)."""
+    while _pending:
+        await asyncio.gather(*_pending)

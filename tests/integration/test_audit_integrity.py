@@ -194,3 +194,24 @@ async def test_a_trail_written_before_the_key_is_sealed_by_migrate_and_verifies(
     await add_events(1)
     report = await verify_chain()
     assert (report.ok, report.checked) == (True, 5), report.sentence()
+
+
+async def test_a_sign_in_failure_is_kept_when_the_callers_transaction_rolls_back():
+    from core.identity.sign_in_events import record_sign_in_failure, wait_for_pending
+
+    with pytest.raises(ZeroDivisionError):
+        async with db.transaction():
+            # This transaction holds the audit lock: the failure must not wait for it.
+            await record(actor="system", action="x.y", subject_type="x", subject_id=1)
+            await record_sign_in_failure("Nobody.Here", None, False, "10.1.1.1")
+            1 / 0  # noqa: B018
+    await wait_for_pending()
+    [row] = await all_rows()
+    assert (row["seq"], row["action"], row["subject_type"], row["after"]) == (
+        1,
+        "user.sign_in_failed",
+        "sign_in",
+        {"client": "10.1.1.1", "reason": "unknown_username"},
+    )
+    assert "nobody" not in row["subject_id"].lower()
+    assert (await verify_chain()).ok
