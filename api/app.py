@@ -8,19 +8,27 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 
 import core
 import frontend
 from api.contexts import manifests
-from api.middleware import request_id_middleware
+from api.docs_ui import api_docs_ui
+from api.middleware import (
+    body_timeout_middleware,
+    head_as_get_middleware,
+    request_id_middleware,
+    security_headers_middleware,
+)
 from api.routes import route_handlers
+from api.server import BODY_IDLE_TIMEOUT, BODY_TOTAL_TIMEOUT
 from core import db, queue
 from core.logging import configure_logging
 from core.redis import make_redis
 from core.settings import Settings
 from core.web.authentication import auth_middleware
 from core.web.errors import EXCEPTION_HANDLERS
+from core.web.openapi import contract_plugins
+from core.web.requests import InfusionRequest
 from core.web.sessions import session_stores
 
 
@@ -54,6 +62,11 @@ def create_app(settings: Settings, *, manage_resources: bool = True) -> Litestar
         ),
         lifespan=[resources],
         exception_handlers=EXCEPTION_HANDLERS,
+        # A JSON body that is not UTF-8 or is nested too deeply is a 400, not a 500.
+        request_class=InfusionRequest,
+        # What every route documents, accepts and answers, derived from the route
+        # (core.web.openapi): a route added later needs nothing of its own.
+        plugins=contract_plugins(),
         # Sessions (in Redis) and who is calling; guards on each route decide who may.
         middleware=auth_middleware(settings),
         stores=session_stores(settings),
@@ -70,8 +83,15 @@ def create_app(settings: Settings, *, manage_resources: bool = True) -> Litestar
         debug=False,
     )
     # Litestar's middleware wraps route handlers only; wrapping its ASGI handler covers every
-    # response, routed or not, inside its exception handling.
-    app.asgi_handler = request_id_middleware(app.asgi_handler)
+    # response, routed or not (404s, 405s, error pages, /schema). Outermost first: the request
+    # id and access log, HEAD as GET, then the headers every response gets; the body deadline
+    # raises inside Litestar's exception handling, so its 408 is an ordinary error answer.
+    handler = body_timeout_middleware(
+        app.asgi_handler, idle=BODY_IDLE_TIMEOUT, total=BODY_TOTAL_TIMEOUT
+    )
+    handler = security_headers_middleware(handler, settings)
+    handler = head_as_get_middleware(handler)
+    app.asgi_handler = request_id_middleware(handler)
     return app
 
 
@@ -81,17 +101,3 @@ def _initial_state(settings: Settings) -> Any:
     # The main menu: frontend's own entries, then each context's, in context order.
     nav = (*frontend.NAV, *(item for m in manifests() for item in m.nav))
     return State({"settings": settings, "nav": nav})
-
-
-def api_docs_ui() -> SwaggerRenderPlugin:
-    """Swagger UI at /schema, its files served from node_modules: never a CDN (see
-    frontend/assets.py), so the documentation works offline and cannot change under us."""
-    from frontend.assets import asset_url
-
-    return SwaggerRenderPlugin(
-        path="/",
-        js_url=asset_url("vendor/swagger-ui-bundle.js"),
-        css_url=asset_url("vendor/swagger-ui.css"),
-        standalone_preset_js_url=asset_url("vendor/swagger-ui-standalone-preset.js"),
-        favicon=f"<link rel='icon' type='image/svg+xml' href='{asset_url('img/favicon.svg')}'>",
-    )

@@ -27,7 +27,7 @@ from core.identity.services import (
 )
 from core.identity.tables import ApiToken
 from core.web.guards import requires
-from core.web.inputs import SerialId, refuse_control_characters, require_json
+from core.web.inputs import PlainText, SerialId, refuse_control_characters, require_json
 from core.web.principal import AuthenticatedUser, client_address, signed_in
 from core.web.sessions import login_session, logout_session
 
@@ -47,7 +47,7 @@ class PasswordChangeIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
 
 
 class TokenIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    name: Annotated[str, msgspec.Meta(max_length=1024)]
+    name: Annotated[PlainText, msgspec.Meta(max_length=1024)]
     expires_at: datetime | None = None
 
     def __post_init__(self) -> None:
@@ -102,7 +102,9 @@ class AuthController(Controller):
         "429 with Retry-After after too many attempts without success from one address for "
         "one username, or from one address for any usernames; 415 unless the body is sent as "
         "application/json.",
-        opt={"public": True},
+        # 401 and the sign-in throttle's 429 come from the services, which the OpenAPI
+        # document cannot see (core.web.openapi).
+        opt={"public": True, "problems": (401, 429)},
         # JSON only: a cross-site <form enctype="text/plain"> must not log a browser in
         # (login CSRF; core.web.inputs explains).
         before_request=require_json,
@@ -147,6 +149,7 @@ class AuthController(Controller):
         guards=[requires(interactive=True)],
         before_request=require_json,
         status_code=HTTP_204_NO_CONTENT,
+        opt={"problems": (429,)},  # the same throttle as login (core.web.openapi)
     )
     async def change_password(
         self, request: Request[Any, Any, Any], state: State, data: JSONBody[PasswordChangeIn]
@@ -182,6 +185,7 @@ class AuthController(Controller):
         guards=[requires(interactive=True)],
         before_request=require_json,
         status_code=HTTP_201_CREATED,
+        opt={"secret": True},  # Cache-Control: no-store (api.middleware)
     )
     async def create_token(
         self, request: Request[Any, Any, Any], state: State, data: JSONBody[TokenIn]

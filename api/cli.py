@@ -72,14 +72,17 @@ def serve(host: str, port: int) -> None:
     import uvicorn
 
     from api.app import create_app
+    from api.server import uvicorn_config
 
     settings = settings_from_env()
     with servers_for(settings) as resolved:
         app = create_app(resolved)
-        # access_log off: api.middleware logs every request with its request id.
-        uvicorn.run(
-            app, host=host, port=port, log_config=None, proxy_headers=True, access_log=False
-        )
+        server = uvicorn.Server(uvicorn_config(resolved, host=host, port=port, app=app))
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+    if not server.started:
+        # uvicorn has said why (the port is taken, start-up failed); exit 3 as uvicorn.run does.
+        sys.exit(3)
 
 
 @main.command()

@@ -38,10 +38,9 @@ class _Server:
 
 
 async def _dev(settings: Settings, *, host: str, port: int, seed: bool) -> None:
-    import uvicorn
-
     from api.app import create_app
     from api.migrations import run_migrations
+    from api.server import uvicorn_config
     from api.worker import supervised_worker
     from core import db, queue
 
@@ -56,9 +55,7 @@ async def _dev(settings: Settings, *, host: str, port: int, seed: bool) -> None:
         report = await seed_demo(settings)
         demo_logins = report.logins
     app = create_app(settings, manage_resources=False)
-    server = _Server(
-        uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="on", access_log=False)
-    )
+    server = _Server(uvicorn_config(settings, host=host, port=port, app=app))
     worker = supervised_worker(settings, manage_resources=False)
     redis_watch = RedisWatch.for_settings(settings)
 

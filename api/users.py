@@ -22,11 +22,13 @@ from core.identity.model import Role
 from core.identity.services import create_user, get_user, list_users, set_password, update_user
 from core.identity.tables import User
 from core.web.guards import requires
-from core.web.inputs import SerialId, refuse_control_characters, require_json
+from core.web.inputs import PlainText, SerialId, refuse_control_characters, require_json
 from core.web.principal import AuthenticatedUser
 
 Text = Annotated[str, msgspec.Meta(max_length=1024)]
-Reason = Annotated[str, msgspec.Meta(max_length=1000)]
+# Refused with control characters (`refuse_control_characters`); PlainText documents it.
+Label = Annotated[PlainText, msgspec.Meta(max_length=1024)]
+Reason = Annotated[PlainText, msgspec.Meta(max_length=1000)]
 
 
 class UserOut(msgspec.Struct, kw_only=True):
@@ -55,7 +57,7 @@ class UserOut(msgspec.Struct, kw_only=True):
 
 class UserCreateIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     username: Text
-    display_name: Text
+    display_name: Label
     password: Text
     roles: list[Role]
 
@@ -66,7 +68,7 @@ class UserCreateIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class UserPatchIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Only the fields present change."""
 
-    display_name: Text | msgspec.UnsetType = msgspec.UNSET
+    display_name: Label | msgspec.UnsetType = msgspec.UNSET
     roles: list[Role] | msgspec.UnsetType = msgspec.UNSET
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
     reason: Reason = ""

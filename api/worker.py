@@ -32,7 +32,9 @@ def worker_kwargs(
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         if manage_resources:
-            await db.open_pool(settings.database_url or "", max_size=10)
+            await db.open_pool(
+                settings.database_url or "", max_size=10, command_timeout=db.BATCH_COMMAND_TIMEOUT_S
+            )
             queue.attach(ctx["redis"])
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:

@@ -10,11 +10,11 @@ with no middleware and no request logging:
   (core.redis.make_redis), timing each. No timeouts, no tasks, no ORM.
 
 It is served by the product's own `infusion serve` command with the app factory swapped for
-this one, so uvicorn runs with exactly the product's options (whatever api/cli.py passes to
-`uvicorn.run`) and the standard library logging is configured by the product's
-`configure_logging` at INFUSION_LOG_LEVEL. The ratio of the two sides is then the cost of what
-the product adds to a request, nothing else. `GET /bench-bare` answers 204 so the benchmark
-can check it measures this app and not the product.
+this one, so uvicorn runs with exactly the product's options (api/server.py's
+`uvicorn_config`, its protocol limits included) and the standard library logging is
+configured by the product's `configure_logging` at INFUSION_LOG_LEVEL. The ratio of the two
+sides is then the cost of what the product adds to a request, nothing else. `GET /bench-bare`
+answers 204 so the benchmark can check it measures this app and not the product.
 
     DATABASE_URL=… REDIS_URL=… INFUSION_LOG_LEVEL=WARNING python -m bench.bare_health --port 8001
     DATABASE_URL=… REDIS_URL=… python -m bench.bare_health --io --port 8002

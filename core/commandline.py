@@ -48,7 +48,9 @@ def run_with_database(settings: Settings, work: Callable[[], Awaitable[T]]) -> T
     from core import db
 
     async def runner() -> T:
-        await db.open_pool(settings.database_url or "", max_size=2)
+        await db.open_pool(
+            settings.database_url or "", max_size=2, command_timeout=db.BATCH_COMMAND_TIMEOUT_S
+        )
         try:
             return await work()
         finally:

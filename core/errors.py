@@ -90,6 +90,11 @@ class ServiceUnavailableError(InfusionError):
         super().__init__(message, **detail)
 
 
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """PostgreSQL refused, dropped or did not answer within core.db's limits (pool acquire,
+    connect, each command), so the request fails fast instead of waiting out the outage."""
+
+
 class ExternalServiceError(InfusionError):
     """Something outside the product failed or did not answer: a carrier's API, a label
     printer, a serial device. Not an outage of ours, so never the `unavailable` 503: a 502

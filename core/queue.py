@@ -314,7 +314,9 @@ async def _run(definition: JobDef, ctx: dict[str, Any], ids: tuple[Id, ...]) -> 
     row_id = outbox_row_of(ctx.get("job_id", ""))
     if row_id is None:
         # A cron tick (or a job pushed by hand): no outbox row to count attempts on.
-        return await _body(definition, ids, None)
+        result = await _body(definition, ids, None)
+        log.info("job.done", job=definition.name, row=None)
+        return result
     if not await _begin(definition, row_id, ctx.get("job_try", 1)):
         return None
     try:

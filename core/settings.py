@@ -6,6 +6,7 @@ drift apart without `tests/unit/test_settings.py` noticing.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import zoneinfo
@@ -106,6 +107,15 @@ SETTINGS_DOC: tuple[Setting, ...] = (
         meaning="How long failures are counted and the lockout lasts",
     ),
     Setting(
+        env="INFUSION_TRUSTED_PROXIES",
+        default="empty: none",
+        meaning=(
+            "Comma-separated addresses or networks (`10.0.0.5`, `10.0.0.0/24`) of the reverse "
+            "proxies in front; only from these is `X-Forwarded-For` believed as the client's "
+            "address"
+        ),
+    ),
+    Setting(
         env="INFUSION_AUDIT_KEY",
         default="derived from `SECRET_KEY`",
         meaning="Keys the audit trail's hash chain (HMAC); at least 32 characters; keep it "
@@ -154,6 +164,8 @@ class Settings:
     audit_key: str
     app_database_url: str | None
     audit_anchor_file: Path
+    # Normalised addresses and networks; empty: every peer is the client itself.
+    trusted_proxies: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -204,6 +216,30 @@ def _url(environ: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str
             f"{name} must start with {' or '.join(s + '://' for s in schemes)}, got {value.split('://')[0]!r}"
         )
     return value
+
+
+def _trusted_proxies(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The proxies whose X-Forwarded-For is believed. Anyone else could forge the header to
+    walk around the per-address login throttle or to write what they like into the audit
+    trail as their address, so only listed addresses count, and never "everyone"."""
+    trusted: list[str] = []
+    for item in environ.get("INFUSION_TRUSTED_PROXIES", "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            value = (
+                str(ipaddress.ip_network(item, strict=False))
+                if "/" in item
+                else str(ipaddress.ip_address(item))
+            )
+        except ValueError:
+            raise ConfigurationError(
+                f"INFUSION_TRUSTED_PROXIES: {item!r} is not an IP address or network "
+                "such as 10.0.0.5 or 10.0.0.0/24"
+            ) from None
+        trusted.append(value)
+    return tuple(trusted)
 
 
 def _secret_key(environ: Mapping[str, str], environment: str, data_dir: Path) -> str:
@@ -278,4 +314,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             if anchor_file
             else data_dir / "audit-anchor.jsonl"
         ),
+        trusted_proxies=_trusted_proxies(env),
     )

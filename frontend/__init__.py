@@ -24,7 +24,6 @@ from litestar.template.config import TemplateConfig
 
 from core.settings import Settings
 from core.web.navigation import NavItem
-from core.web.security import PAGE_HEADERS
 from frontend.assets import check_vendor_files, static_files_router
 
 __all__ = ["NAV", "check_vendor_files", "page_handlers", "static_files_router", "template_config"]
@@ -42,7 +41,7 @@ def page_handlers(context_pages: Sequence[Any] = ()) -> list[Any]:
             path="/",
             route_handlers=[*PAGE_CONTROLLERS, *context_pages],
             exception_handlers=PAGE_EXCEPTION_HANDLERS,
-            response_headers=PAGE_HEADERS,
+            # The CSP and friends are added to every HTML answer by api.middleware.
             include_in_schema=False,
         )
     ]

@@ -21,7 +21,6 @@ from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import File
-from litestar.static_files import create_static_files_router
 
 from core.errors import ConfigurationError
 
@@ -102,8 +101,8 @@ def asset_url(name: str) -> str:
     if name.startswith("vendor/"):
         vendor = VENDOR_FILES[name.removeprefix("vendor/")]
         return f"{VENDOR_URL}/{vendor.name}?v={_content_hash(vendor.path)}"
-    path = (STATIC_DIR / name).resolve()
-    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
+    path = static_path(name)
+    if path is None:
         raise FileNotFoundError(f"no static file {name!r} under {STATIC_DIR}")
     return f"{STATIC_URL}/{name}?v={_content_hash(path)}"
 
@@ -123,15 +122,38 @@ def vendor_file(name: FromPath[str]) -> Response[Any]:
     return File(vendor.path, filename=vendor.name, content_disposition_type="inline")
 
 
+def static_path(name: str) -> Path | None:
+    """The file under frontend/static/ that `name` names, or None.
+
+    None for anything that is not a plain file inside that folder: a folder, a path that
+    climbs out (`../`), a NUL or other control character (the operating system refuses NUL in
+    a path, which would otherwise surface as a 500).
+    """
+    if not name or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        return None
+    path = (STATIC_DIR / name.lstrip("/")).resolve()
+    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
+        return None
+    return path
+
+
+@get(
+    f"{STATIC_URL}/{{name:path}}",
+    operation_id="getStaticAsset",
+    include_in_schema=False,
+    opt={"public": True},
+    cache_control=STATIC_CACHE,
+    sync_to_thread=False,
+)
+def static_file(name: FromPath[str]) -> Response[Any]:
+    path = static_path(name)
+    if path is None:
+        # The message names what was asked for, never where the files live on the server.
+        raise NotFoundException("No such static file.")
+    return File(path, filename=path.name, content_disposition_type="inline")
+
+
 def static_files_router() -> Router:
     """/static/... from frontend/static and /static/vendor/... from node_modules."""
     check_vendor_files()
-    own = create_static_files_router(
-        path=STATIC_URL,
-        directories=[STATIC_DIR],
-        name="static",
-        cache_control=STATIC_CACHE,
-        opt={"public": True},
-        include_in_schema=False,
-    )
-    return Router(path="/", route_handlers=[own, vendor_file], opt={"public": True})
+    return Router(path="/", route_handlers=[static_file, vendor_file], opt={"public": True})

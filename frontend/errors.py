@@ -32,7 +32,9 @@ TITLES = {
     403: "Not allowed",
     404: "Page not found",
     405: "Not allowed here",
+    408: "The request took too long",
     409: "Conflict",
+    413: "Too much was sent",
     422: "This could not be done",
     429: "Too many attempts",
     500: "Something went wrong",
@@ -47,13 +49,18 @@ def _return_to(request: Request[Any, Any, Any]) -> str | None:
     """Where to come back to after signing in again."""
     if _is_htmx(request):
         # A fragment's own URL is no page: go back to the page that asked for it.
-        current = request.headers.get("hx-current-url", "")
-        parts = urlsplit(current)
+        try:
+            parts = urlsplit(request.headers.get("hx-current-url", ""))
+        except ValueError:  # unparsable (`http://[::1`): no page to return to
+            return None
         return parts.path + (f"?{parts.query}" if parts.query else "") if parts.path else None
     if request.method in ("GET", "HEAD"):
         return request_target(request)
     # A form posted after the session ended: its page, from the Referer on this site.
-    referer = urlsplit(request.headers.get("referer", ""))
+    try:
+        referer = urlsplit(request.headers.get("referer", ""))
+    except ValueError:
+        return None
     if referer.netloc and referer.netloc == request.headers.get("host"):
         return referer.path
     return None

@@ -16,6 +16,9 @@ from tests.servers import resolve_servers
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789")
 os.environ.setdefault("INFUSION_ENV", "test")
 os.environ.setdefault("INFUSION_LOG_LEVEL", "WARNING")
+# The tests' HTTP client plays the reverse proxy: its X-Forwarded-For gives each login its own
+# client address. tests/api/test_proxy_trust.py serves the app without it too.
+os.environ.setdefault("INFUSION_TRUSTED_PROXIES", "127.0.0.1")
 
 _embedded = None
 

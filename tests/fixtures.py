@@ -170,6 +170,30 @@ async def http(served_app: ServedApp, clean_state: Settings) -> AsyncIterator[ht
         yield client
 
 
+PRODUCTION_LIKE_URL = "https://pharmacy.example"
+
+
+@pytest.fixture(scope="session")
+def production_like_app(
+    database: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServedApp]:
+    """The app as production runs it: no trusted proxy (the tests' client is an ordinary
+    peer, its X-Forwarded-For a forgery) and an https public URL. Cookies are Secure, so
+    httpx does not send them back over http: use it for single requests."""
+    env = {**os.environ, "INFUSION_TRUSTED_PROXIES": "", "INFUSION_PUBLIC_URL": PRODUCTION_LIKE_URL}
+    app = serve_app(env, tmp_path_factory.mktemp("production-like") / "app.log")
+    yield app
+    app.stop()
+
+
+@pytest.fixture
+async def production_like(
+    production_like_app: ServedApp, clean_state: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=production_like_app.url, timeout=10) as client:
+        yield client
+
+
 # ------------------------------------------------------------------ jobs
 
 

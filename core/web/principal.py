@@ -6,6 +6,7 @@ in `request.user`; guards (core.web.guards) decide who may go on.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Literal
 
 import msgspec
@@ -46,8 +47,18 @@ class AuthenticatedUser(msgspec.Struct, kw_only=True):
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:
-    # uvicorn runs with proxy_headers: behind a trusted proxy this is the browser's address.
-    return request.client.host if request.client else "unknown"
+    """The caller's IP address, for the login throttle and the audit trail; else "unknown".
+
+    Behind a proxy named in INFUSION_TRUSTED_PROXIES this is the browser's address from
+    X-Forwarded-For (uvicorn, api/server.py), otherwise the peer's. Only a valid IP address
+    is returned, in its normal form: whatever a proxy passed on (`<img src=x onerror=…>`)
+    never reaches the audit trail or a throttle key.
+    """
+    host = request.client.host if request.client else ""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return "unknown"
 
 
 def signed_in(request: Request[Any, Any, Any]) -> AuthenticatedUser:

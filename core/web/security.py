@@ -19,9 +19,9 @@ from urllib.parse import quote, urlsplit
 from litestar import Request
 from litestar.exceptions import PermissionDeniedException
 
-# Headers of every HTML page. The CSP allows only our own scripts and styles: no inline
-# script, so an injected <script> in data cannot run; htmx is told not to inject its own
-# inline style (see the htmx-config meta tag in base.html).
+# Headers of every HTML answer (api.middleware adds them to each one). The CSP allows only
+# our own scripts and styles: no inline script, so an injected <script> in data cannot run;
+# htmx is told not to inject its own inline style (see the htmx-config meta tag in base.html).
 PAGE_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -32,6 +32,11 @@ PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
+
+# Sent with every response when the public URL is https (api.middleware): a browser that has
+# seen it once never tries plain http for a year, so nobody on the network can strip TLS.
+# Not `includeSubDomains`: other hosts of the pharmacy's domain are not ours to decide for.
+HSTS = "max-age=31536000"
 
 LOGIN_PATH = "/login"
 # Pieces of pages that htmx swaps in; their URLs are never pages of their own.
@@ -74,8 +79,12 @@ def request_target(request: Request[Any, Any, Any]) -> str:
     return request.url.path + (f"?{query}" if query else "")
 
 
-def _netloc(url: str) -> str:
-    return urlsplit(url).netloc.lower()
+def _netloc(url: str) -> str | None:
+    """The host[:port] of `url`; None when it cannot be parsed (`http://[` is no origin)."""
+    try:
+        return urlsplit(url).netloc.lower()
+    except ValueError:
+        return None
 
 
 def require_same_origin(request: Request[Any, Any, Any]) -> None:
@@ -90,6 +99,8 @@ def require_same_origin(request: Request[Any, Any, Any]) -> None:
     allowed = {request.headers.get("host", "").lower()}
     settings = getattr(request.app.state, "settings", None)
     if settings is not None:
-        allowed.add(_netloc(settings.public_url))
-    if origin == "null" or _netloc(origin) not in allowed:
+        allowed.add(_netloc(settings.public_url) or "")
+    # An unparsable Origin names no site of ours: refused like another site's.
+    netloc = _netloc(origin)
+    if origin == "null" or not netloc or netloc not in allowed:
         raise PermissionDeniedException("This form was sent from another site and was refused.")

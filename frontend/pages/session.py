@@ -15,6 +15,7 @@ from litestar.status_codes import (
 
 from core import db
 from core.errors import AuthenticationError, RateLimitedError
+from core.identity.model import PASSWORD_MAX, USERNAME_MAX
 from core.identity.services import WRONG_CREDENTIALS, authenticate, record_login
 from core.web.pages import current_user, render
 from core.web.principal import client_address
@@ -22,6 +23,16 @@ from core.web.security import LOGIN_PATH, require_same_origin, safe_next
 from core.web.sessions import login_session, logout_session
 
 MISSING_CREDENTIALS = "Enter your username and password."
+# The longest sign-in form a person can send: a username, a password (up to 4 UTF-8 bytes a
+# character, each %XX-escaped: 12 bytes) and a `next` path, with room to spare. Litestar
+# answers 413 beyond it, before reading the rest.
+LOGIN_FORM_MAX_BYTES = 12 * (USERNAME_MAX + PASSWORD_MAX) + 4 * 2000 + 1024
+
+
+def _echoed(username: str) -> str:
+    """What the form shows back of a username that was typed: no control characters (a NUL
+    must not reach the page) and no more than a username can hold."""
+    return "".join(ch for ch in username if ch.isprintable())[:USERNAME_MAX]
 
 
 def _login_form(
@@ -42,7 +53,7 @@ def _login_form(
         user=None,
         nav=[],
         next=next_path,
-        username=username,
+        username=_echoed(username),
         error=error,
     )
 
@@ -64,6 +75,7 @@ class SessionPages(Controller):
         include_in_schema=False,
         opt={"public": True},
         status_code=HTTP_303_SEE_OTHER,
+        request_max_body_size=LOGIN_FORM_MAX_BYTES,
     )
     async def login(self, request: Request[Any, Any, Any]) -> Template | Redirect:
         require_same_origin(request)

@@ -140,5 +140,6 @@ def test_health_names_the_database_when_postgres_is_unreachable(clean_state, tmp
             False,
             True,
         )
+        assert body["database"]["error"] == "ConnectionRefusedError"
     finally:
         app.stop()

@@ -87,8 +87,9 @@ def interrupt(process: subprocess.Popen[bytes]) -> int:
     return process.wait(30)
 
 
-def test_dev_serves_on_embedded_servers_and_stops_everything_on_ctrl_c(tmp_path: Path):
-    data_dir = tmp_path / "data"
+def test_dev_serves_on_embedded_servers_and_stops_everything_on_ctrl_c(
+    tmp_path: Path, data_dir: Path
+):
     port = free_loopback_port()
     log = tmp_path / "dev.log"
     process = start_dev(data_dir, port, log)
@@ -140,8 +141,7 @@ def test_dev_serves_on_embedded_servers_and_stops_everything_on_ctrl_c(tmp_path:
     assert running_servers(data_dir) == []
 
 
-def test_dev_refuses_a_damaged_postgres_folder(tmp_path: Path):
-    data_dir = tmp_path / "data"
+def test_dev_refuses_a_damaged_postgres_folder(data_dir: Path):
     (data_dir / "postgres").mkdir(parents=True)
     (data_dir / "postgres" / "base").mkdir()
     result = dev_to_completion(data_dir)

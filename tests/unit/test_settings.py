@@ -27,6 +27,14 @@ def test_defaults(tmp_path):
     assert (s.session_hours, s.login_max_failures, s.login_lockout_minutes) == (12, 5, 15)
     assert (s.secure_cookies, s.shippo_test_mode) == (False, True)
     assert s.data_dir == tmp_path
+    assert s.trusted_proxies == ()
+
+
+def test_trusted_proxies_are_addresses_and_networks(tmp_path):
+    s = load_settings(
+        env(tmp_path, INFUSION_TRUSTED_PROXIES=" 10.0.0.5, 10.1.2.3/16,,::1 ,fd00::/8")
+    )
+    assert s.trusted_proxies == ("10.0.0.5", "10.1.0.0/16", "::1", "fd00::/8")
 
 
 def test_urls_and_https(tmp_path):
@@ -75,6 +83,16 @@ def test_urls_and_https(tmp_path):
         (
             {"INFUSION_PUBLIC_URL": "pharmacy.example"},
             "INFUSION_PUBLIC_URL must start with http:// or https://",
+        ),
+        (
+            {"INFUSION_TRUSTED_PROXIES": "10.0.0.5, *"},
+            "INFUSION_TRUSTED_PROXIES: '*' is not an IP address or network such as 10.0.0.5 "
+            "or 10.0.0.0/24",
+        ),
+        (
+            {"INFUSION_TRUSTED_PROXIES": "proxy.internal"},
+            "INFUSION_TRUSTED_PROXIES: 'proxy.internal' is not an IP address or network such "
+            "as 10.0.0.5 or 10.0.0.0/24",
         ),
     ],
 )
