@@ -116,6 +116,16 @@ async def secure_after_migrations() -> None:
     from core.settings import load_settings
 
     settings = load_settings()
-    if settings.app_database_url:
-        await grant_app_role(settings.app_database_url)
-    await seal_legacy_chain()
+    engine = db.engine()
+    # Migrations run before any pool is open (core.db's transactions need one): open a small
+    # one for these few statements, and leave the process as it was.
+    opened = engine.pool is None
+    if opened:
+        await db.open_pool(engine.config["dsn"], max_size=1)
+    try:
+        if settings.app_database_url:
+            await grant_app_role(settings.app_database_url)
+        await seal_legacy_chain()
+    finally:
+        if opened:
+            await db.close_pool()
