@@ -138,6 +138,8 @@ async def _record_detached(**event: Any) -> None:
     # A fresh context with no transaction: this commits even if the caller's rolls back.
     context = contextvars.copy_context()
     context.run(db.engine().current_transaction.set, None)
+    # core.db's own unit-of-work mark too (a public "detached" helper there would be nicer).
+    context.run(db._unit.set, None)
     task = asyncio.create_task(write(), context=context)
     if not db.in_transaction():
         await task  # the usual case (authenticate runs with no transaction open)
