@@ -65,7 +65,10 @@ seed: bootstrap ## Load seed data
 compose-config: bootstrap ## Validate compose.yaml (compose-spec schema + references; docker compose config when available)
 	$(RUN) pytest -q -p no:cacheprovider tests/process/test_compose.py
 	@if docker compose version >/dev/null 2>&1; then \
-		SECRET_KEY="$${SECRET_KEY:-compose-config-placeholder}" docker compose -f compose.yaml config -q; \
+		SECRET_KEY="$${SECRET_KEY:-compose-config-placeholder}" \
+		INFUSION_AUDIT_KEY="$${INFUSION_AUDIT_KEY:-compose-config-placeholder}" \
+		INFUSION_APP_DB_PASSWORD="$${INFUSION_APP_DB_PASSWORD:-placeholder}" \
+		docker compose -f compose.yaml config -q; \
 		echo "compose-config: docker compose config -q ok"; \
 	else \
 		echo "compose-config: no 'docker compose' plugin here; schema + reference checks only"; \

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, get
+from litestar.datastructures import State
 from litestar.params import Parameter
 
 from core.audit.queries import MAX_PAGE, list_events
@@ -38,6 +39,9 @@ class ChainStatus(msgspec.Struct):
     checked: int
     seq: int | None
     message: str
+    # The newest head anchored outside the database that the trail was checked against
+    # (None: nothing anchored yet, so deleting the newest rows would go unseen).
+    anchored_seq: int | None
 
 
 class AuditController(Controller):
@@ -70,8 +74,12 @@ class AuditController(Controller):
         return AuditPage(events=events, next_before_seq=events[-1].seq if more else None)
 
     @get("/verify", operation_id="verifyAuditChain", summary="Re-hash the whole trail")
-    async def verify(self) -> ChainStatus:
-        report = await verify_chain()
+    async def verify(self, state: State) -> ChainStatus:
+        report = await verify_chain(state.settings)
         return ChainStatus(
-            ok=report.ok, checked=report.checked, seq=report.seq, message=report.sentence()
+            ok=report.ok,
+            checked=report.checked,
+            seq=report.seq,
+            message=report.sentence(),
+            anchored_seq=report.anchor.seq if report.anchor else None,
         )

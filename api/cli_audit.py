@@ -16,12 +16,13 @@ def audit() -> None:
 
 @audit.command()
 def verify() -> None:
-    """Re-hash every event; name the first altered or missing row."""
+    """Re-hash every event (HMAC with INFUSION_AUDIT_KEY) and check the trail still reaches
+    the head anchored in INFUSION_AUDIT_ANCHOR_FILE; name the first altered or missing row."""
     from core.audit.services import verify_chain
 
     settings = settings_from_env()
     with servers_for(settings) as resolved:
-        report = run_with_database(resolved, verify_chain)
+        report = run_with_database(resolved, lambda: verify_chain(resolved))
     if report.ok:
         click.echo(report.sentence())
         return

@@ -14,6 +14,7 @@ async def run_migrations(database_url: str) -> int:
     from piccolo.apps.migrations.tables import Migration
 
     from core import db
+    from core.db_roles import secure_after_migrations
 
     db.configure(database_url)
     await _check_reachable()
@@ -23,6 +24,7 @@ async def run_migrations(database_url: str) -> int:
         result = await run_forwards("all")
     if not result.success:
         raise ConfigurationError(f"Migrations failed: {result.message or out.getvalue()[-500:]}")
+    await secure_after_migrations()
     return await _count(Migration) - before
 
 

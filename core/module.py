@@ -4,6 +4,7 @@ composition root, which mounts them itself."""
 
 from __future__ import annotations
 
+from core.audit.jobs import JOBS as AUDIT_JOBS
 from core.identity.seed import seed_users
 from core.jobs import JOBS
 from core.manifest import Manifest
@@ -12,7 +13,7 @@ from core.web.health import HealthController
 MANIFEST = Manifest(
     name="core",
     piccolo_app="core.piccolo_app",
-    jobs=tuple(JOBS),
+    jobs=(*JOBS, *AUDIT_JOBS),
     seed=seed_users,
     controllers=(HealthController,),
 )

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from core.audit.model import derive_audit_key
 from core.errors import ConfigurationError
 
 ENVIRONMENTS = ("development", "test", "production")
@@ -115,6 +116,25 @@ SETTINGS_DOC: tuple[Setting, ...] = (
         ),
     ),
     Setting(
+        env="INFUSION_AUDIT_KEY",
+        default="derived from `SECRET_KEY`",
+        meaning="Keys the audit trail's hash chain (HMAC); at least 32 characters; keep it "
+        "out of the database and its backups, and never change it once events are written",
+    ),
+    Setting(
+        env="INFUSION_APP_DATABASE_URL",
+        default="empty: no separate role",
+        meaning="For `infusion migrate`: the DSN the API and workers will use; migrate creates "
+        "its role if missing and grants it what the app needs (it may not change or delete "
+        "audit rows)",
+    ),
+    Setting(
+        env="INFUSION_AUDIT_ANCHOR_FILE",
+        default="`INFUSION_DATA_DIR/audit-anchor.jsonl`",
+        meaning="File outside the database where the worker appends the audit chain's head "
+        "every minute; `infusion audit verify` checks the trail still reaches it",
+    ),
+    Setting(
         env="INFUSION_SIGNATURE_MAX_FAILURES",
         default="`3`",
         meaning="Wrong passwords when e-signing, per person, before signing is refused",
@@ -151,6 +171,9 @@ class Settings:
     session_hours: int
     login_max_failures: int
     login_lockout_minutes: int
+    audit_key: str
+    app_database_url: str | None
+    audit_anchor_file: Path
     # Normalised addresses and networks; empty: every peer is the client itself.
     trusted_proxies: tuple[str, ...] = ()
     signature_max_failures: int = 3
@@ -250,6 +273,15 @@ def _secret_key(environ: Mapping[str, str], environment: str, data_dir: Path) ->
     return key
 
 
+def _audit_key(environ: Mapping[str, str], secret_key: str) -> str:
+    value = environ.get("INFUSION_AUDIT_KEY", "").strip()
+    if not value:
+        return derive_audit_key(secret_key)
+    if len(value) < 32:
+        raise ConfigurationError("INFUSION_AUDIT_KEY must be at least 32 characters long")
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the environment; raise ConfigurationError with one clear sentence."""
     env = os.environ if environ is None else environ
@@ -270,10 +302,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigurationError(
             f"INFUSION_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}"
         )
+    secret_key = _secret_key(env, environment, data_dir)
+    anchor_file = env.get("INFUSION_AUDIT_ANCHOR_FILE", "").strip()
     return Settings(
         database_url=_url(env, "DATABASE_URL", ("postgresql", "postgres")),
         redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
-        secret_key=_secret_key(env, environment, data_dir),
+        secret_key=secret_key,
         shippo_api_key=env.get("SHIPPO_API_KEY", "").strip(),
         timezone=timezone,
         site_name=env.get("INFUSION_SITE_NAME", "").strip() or "Infusion Pharmacy (demo)",
@@ -285,6 +319,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         session_hours=_int(env, "INFUSION_SESSION_HOURS", 12, 1),
         login_max_failures=_int(env, "INFUSION_LOGIN_MAX_FAILURES", 5, 1),
         login_lockout_minutes=_int(env, "INFUSION_LOGIN_LOCKOUT_MINUTES", 15, 1),
+        audit_key=_audit_key(env, secret_key),
+        app_database_url=_url(env, "INFUSION_APP_DATABASE_URL", ("postgresql", "postgres")),
+        audit_anchor_file=(
+            Path(anchor_file).expanduser().absolute()
+            if anchor_file
+            else data_dir / "audit-anchor.jsonl"
+        ),
         trusted_proxies=_trusted_proxies(env),
         signature_max_failures=_int(env, "INFUSION_SIGNATURE_MAX_FAILURES", 3, 1),
         signature_lockout_minutes=_int(env, "INFUSION_SIGNATURE_LOCKOUT_MINUTES", 15, 1),

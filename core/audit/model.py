@@ -2,13 +2,25 @@
 
 Each row's hash covers its own fields and the previous row's hash, so changing, removing or
 reordering any row breaks every hash after it. `seq` runs 1, 2, 3… without gaps, so a removed
-row is named by the number that is missing. (Removing the newest rows leaves a shorter chain
-that is still valid: only an outside copy of the last hash can show that.)
+row is named by the number that is missing.
+
+The hash is an HMAC-SHA256 keyed with the audit key (INFUSION_AUDIT_KEY), which lives in the
+app's environment and never in the database: someone with full database access but not the
+key (a DBA, a stolen backup) can edit a row but cannot make a hash that verifies. Removing the
+newest rows leaves a shorter chain that is still valid; the outside anchor (`Anchor`, written
+by a cron job to a file) shows that.
+
+Chains written before the key existed used plain sha256 ("legacy" rows). They are kept as they
+are (rewriting evidence would itself be tampering) and are accepted only as a prefix followed
+by a keyed *seal* row (`SEAL_ACTION`) that names how many legacy rows it closes; its
+prev_hash is the last legacy hash, so the keyed part vouches for that prefix from then on. A
+chain of legacy rows with no seal after them is refused: anyone could have written it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -16,6 +28,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 GENESIS_HASH = "0" * 64
+SEAL_ACTION = "audit.chain_keyed"
+SEAL_SUBJECT_TYPE = "audit_trail"
 HASHED_FIELDS = (
     "seq",
     "occurred_at",
@@ -29,6 +43,14 @@ HASHED_FIELDS = (
     "request_id",
     "prev_hash",
 )
+# Domain separation: the same SECRET_KEY also keys API-token hashes; the audit key derived
+# from it must not be usable as a token key or the other way round.
+AUDIT_KEY_LABEL = b"infusion audit chain v1"
+
+
+def derive_audit_key(secret_key: str) -> str:
+    """The audit key when INFUSION_AUDIT_KEY is not set: an HMAC of a fixed label."""
+    return hmac.new(secret_key.encode(), AUDIT_KEY_LABEL, hashlib.sha256).hexdigest()
 
 
 def canonical_json(value: Any) -> str:
@@ -51,10 +73,53 @@ def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def row_hash(row: Mapping[str, Any]) -> str:
+def _hashed_text(row: Mapping[str, Any]) -> bytes:
     fields = {name: row[name] for name in HASHED_FIELDS}
     fields["occurred_at"] = _timestamp(fields["occurred_at"])
-    return hashlib.sha256(canonical_json(fields).encode()).hexdigest()
+    return canonical_json(fields).encode()
+
+
+def row_hash(row: Mapping[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 of the row's canonical JSON (which includes prev_hash)."""
+    if len(key) < 32:
+        raise ValueError("the audit key must be at least 32 bytes")
+    return hmac.new(key, _hashed_text(row), hashlib.sha256).hexdigest()
+
+
+def legacy_row_hash(row: Mapping[str, Any]) -> str:
+    """The unkeyed sha256 of rows written before the chain was keyed (verification only)."""
+    return hashlib.sha256(_hashed_text(row)).hexdigest()
+
+
+def seal_payload(legacy_rows: int) -> dict[str, Any]:
+    return {"legacy_rows": legacy_rows, "legacy_scheme": "sha256"}
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A copy of the chain's head kept outside the database: (seq, row_hash) and when."""
+
+    seq: int
+    row_hash: str
+    at: datetime
+
+    def line(self) -> str:
+        return canonical_json(
+            {"seq": self.seq, "row_hash": self.row_hash, "at": _timestamp(self.at)}
+        )
+
+    @classmethod
+    def parse(cls, line: str) -> Anchor:
+        """One line of the anchor file; ValueError for anything else."""
+        try:
+            data = json.loads(line)
+            seq, digest = data["seq"], data["row_hash"]
+            at = datetime.fromisoformat(data["at"])
+        except (ValueError, KeyError, TypeError):
+            raise ValueError("not an audit anchor line") from None
+        if not isinstance(seq, int) or seq < 1 or not isinstance(digest, str) or at.tzinfo is None:
+            raise ValueError("not an audit anchor line")
+        return cls(seq=seq, row_hash=digest, at=at)
 
 
 @dataclass(frozen=True)
@@ -63,20 +128,33 @@ class ChainReport:
     ok: bool
     seq: int | None = None
     problem: str | None = None
+    # The outside anchor the chain was checked against (None: there was none to check).
+    anchor: Anchor | None = None
 
     def sentence(self) -> str:
-        if self.ok:
-            return f"audit trail intact: {self.checked} event(s) checked"
-        return f"audit trail broken at seq {self.seq}: {self.problem}"
+        if not self.ok and self.seq is None:
+            return f"audit trail not verified: {self.problem}"
+        if not self.ok:
+            return f"audit trail broken at seq {self.seq}: {self.problem}"
+        text = f"audit trail intact: {self.checked} event(s) checked"
+        if self.anchor is None:
+            return text + "; no outside anchor to check the newest rows against"
+        return text + f"; matches the outside anchor of seq {self.anchor.seq}"
 
 
 class ChainVerifier:
-    """Feed rows in seq order; stops at the first problem."""
+    """Feed rows in seq order; stops at the first problem. `report()` then checks that the
+    chain still reaches the outside anchor, when one is given."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: bytes, *, anchor: Anchor | None = None) -> None:
+        self.key = key
+        self.anchor = anchor
         self.expected_seq = 1
         self.prev_hash = GENESIS_HASH
         self.checked = 0
+        # None until the first row says which scheme the chain starts with.
+        self.keyed: bool | None = None
+        self.anchored_hash: str | None = None
         self.failure: ChainReport | None = None
 
     def feed(self, rows: Iterable[Mapping[str, Any]]) -> bool:
@@ -99,12 +177,64 @@ class ChainVerifier:
         if row["prev_hash"] != self.prev_hash:
             self._fail(seq, f"row {seq} does not follow row {seq - 1} (prev_hash differs)")
             return
-        if row_hash(row) != row["row_hash"]:
+        keyed_ok = hmac.compare_digest(row_hash(row, self.key), row["row_hash"])
+        if self.keyed:
+            if not keyed_ok:
+                self._fail(seq, f"row {seq} was altered (its contents do not match its hash)")
+                return
+        elif keyed_ok:
+            # The first keyed row after legacy rows must be the seal that closes them.
+            if self.keyed is False and not _is_seal(row, legacy_rows=seq - 1):
+                self._fail(seq, f"row {seq} follows unkeyed rows but is not their seal")
+                return
+            self.keyed = True
+        elif hmac.compare_digest(legacy_row_hash(row), row["row_hash"]):
+            self.keyed = False
+        else:
             self._fail(seq, f"row {seq} was altered (its contents do not match its hash)")
             return
         self.checked += 1
         self.expected_seq += 1
         self.prev_hash = row["row_hash"]
+        if self.anchor is not None and seq == self.anchor.seq:
+            self.anchored_hash = row["row_hash"]
 
     def report(self) -> ChainReport:
-        return self.failure or ChainReport(checked=self.checked, ok=True)
+        if self.failure is not None:
+            return self.failure
+        if self.keyed is False:
+            return ChainReport(
+                checked=self.checked,
+                ok=False,
+                seq=self.expected_seq,
+                problem=f"rows 1 to {self.checked} carry the old unkeyed hash and no keyed seal "
+                "follows them (anyone with database access could have written them)",
+            )
+        anchor = self.anchor
+        if anchor is not None:
+            at = _timestamp(anchor.at)
+            if anchor.seq > self.checked:
+                return ChainReport(
+                    checked=self.checked,
+                    ok=False,
+                    seq=self.checked + 1,
+                    problem=f"rows {self.checked + 1} to {anchor.seq} are missing (the outside "
+                    f"anchor of {at} records seq {anchor.seq}; the trail ends at seq "
+                    f"{self.checked})",
+                )
+            if not hmac.compare_digest(self.anchored_hash or "", anchor.row_hash):
+                return ChainReport(
+                    checked=self.checked,
+                    ok=False,
+                    seq=anchor.seq,
+                    problem=f"row {anchor.seq} does not match the outside anchor of {at}",
+                )
+        return ChainReport(checked=self.checked, ok=True, anchor=anchor)
+
+
+def _is_seal(row: Mapping[str, Any], *, legacy_rows: int) -> bool:
+    return (
+        row["action"] == SEAL_ACTION
+        and row["subject_type"] == SEAL_SUBJECT_TYPE
+        and row["after"] == seal_payload(legacy_rows)
+    )

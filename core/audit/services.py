@@ -9,15 +9,22 @@ from typing import Any
 import structlog
 
 from core import db
+from core.audit.anchor import AnchorFileError, read_last
+from core.audit.keys import chain_key, current_settings
 from core.audit.model import (
     GENESIS_HASH,
+    SEAL_ACTION,
+    SEAL_SUBJECT_TYPE,
     ChainReport,
     ChainVerifier,
     canonical_json,
+    legacy_row_hash,
     normalise_payload,
     row_hash,
+    seal_payload,
 )
 from core.clock import utcnow
+from core.settings import Settings
 
 # Serialises appends so each row sees the true previous hash. Taken only when the unit of work
 # writes its buffered events, just before COMMIT, so it is held for milliseconds and never
@@ -90,7 +97,7 @@ async def _write(events: list[PendingEvent]) -> None:
     for event in events:
         seq += 1
         row = {**event.row, "seq": seq, "prev_hash": prev_hash}
-        row["row_hash"] = prev_hash = row_hash(row)
+        row["row_hash"] = prev_hash = row_hash(row, chain_key())
         rows.append(row)
     await AuditEvent.insert(*(AuditEvent(**row) for row in rows))
     # Only now, with the rows in place, do the events carry their number.
@@ -108,24 +115,70 @@ async def _as_jsonb_returns_it(payload: dict[str, Any] | None) -> dict[str, Any]
     return json.loads(row["v"])
 
 
-async def verify_chain() -> ChainReport:
-    """Re-hash the whole trail in seq order, in batches; name the first bad row."""
-    verifier = ChainVerifier()
+async def verify_chain(settings: Settings | None = None) -> ChainReport:
+    """Re-hash the whole trail in seq order, in batches; name the first bad row; then check
+    that the trail still reaches the head anchored outside the database."""
+    config = current_settings(settings)
+    try:
+        # The anchor first: one written while the rows are being read names a row that is
+        # already committed, never one this read could miss.
+        anchor = read_last(config.audit_anchor_file)
+    except AnchorFileError as exc:
+        return ChainReport(checked=0, ok=False, problem=exc.message)
+    verifier = ChainVerifier(chain_key(config), anchor=anchor)
     after_seq = 0
     while True:
-        rows = await db.fetch(
-            "SELECT seq, occurred_at, actor, action, subject_type, subject_id, before::text,"
-            " after::text, reason, request_id, prev_hash, row_hash FROM audit_event"
-            " WHERE seq > {} ORDER BY seq LIMIT {}",
-            after_seq,
-            VERIFY_BATCH,
-        )
+        rows = await _rows_after(after_seq, VERIFY_BATCH)
         if not rows:
             break
-        for row in rows:
-            row["before"] = json.loads(row["before"]) if row["before"] is not None else None
-            row["after"] = json.loads(row["after"]) if row["after"] is not None else None
         if not verifier.feed(rows):
             break
         after_seq = rows[-1]["seq"]
     return verifier.report()
+
+
+async def _rows_after(after_seq: int, limit: int) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        "SELECT seq, occurred_at, actor, action, subject_type, subject_id, before::text,"
+        " after::text, reason, request_id, prev_hash, row_hash FROM audit_event"
+        " WHERE seq > {} ORDER BY seq LIMIT {}",
+        after_seq,
+        limit,
+    )
+    for row in rows:
+        row["before"] = json.loads(row["before"]) if row["before"] is not None else None
+        row["after"] = json.loads(row["after"]) if row["after"] is not None else None
+    return rows
+
+
+async def seal_legacy_chain() -> int | None:
+    """Close a trail written before the chain was keyed with one keyed row; returns how many
+    old rows it closed (None when there was nothing to seal).
+
+    Run by `infusion migrate`. Old rows stay exactly as written (rewriting evidence would be
+    tampering); the seal's prev_hash is the last old hash and it names how many old rows it
+    closes, so from now on the keyed chain vouches for them. Nothing happens when the trail
+    is empty or its newest row is already keyed.
+    """
+    key = chain_key()
+    async with db.transaction():
+        await db.fetch("SELECT pg_advisory_xact_lock({})", AUDIT_LOCK_KEY)
+        last = await db.fetch("SELECT max(seq) AS seq FROM audit_event")
+        if last[0]["seq"] is None:
+            return None
+        [head] = await _rows_after(last[0]["seq"] - 1, 1)
+        if row_hash(head, key) == head["row_hash"]:
+            return None
+        if legacy_row_hash(head) != head["row_hash"]:
+            # Neither keyed with this key nor old-style: a changed INFUSION_AUDIT_KEY or an
+            # edited row. Sealing would hide which; leave it to `infusion audit verify`.
+            return None
+        await record(
+            actor="system",
+            action=SEAL_ACTION,
+            subject_type=SEAL_SUBJECT_TYPE,
+            subject_id="chain",
+            after=seal_payload(head["seq"]),
+            reason="audit chain keyed with HMAC-SHA256; earlier rows keep their sha256 hashes",
+        )
+        return int(head["seq"])

@@ -9,9 +9,11 @@ from piccolo.table import Table
 class AuditEvent(Table, tablename="audit_event"):
     """One state change: who, what, to which subject, before/after, why, when.
 
-    Rows are hash-chained (`row_hash` covers the row and `prev_hash`), `seq` has no gaps, and a
-    trigger refuses UPDATE and DELETE, so tampering needs a superuser and is still found by
-    `infusion audit verify`.
+    Rows are hash-chained (`row_hash`, an HMAC keyed outside the database, covers the row and
+    `prev_hash`), `seq` has no gaps, a trigger refuses UPDATE, DELETE and TRUNCATE, and the
+    app's database role may only read and append (core/db_roles.py). Tampering needs the
+    owner, and `infusion audit verify` still finds it, with the outside anchor for removed
+    newest rows.
     """
 
     seq = BigInt(unique=True, help_text="1, 2, 3… without gaps")

@@ -58,6 +58,7 @@ from core.identity.model import (
 )
 from core.identity.password_policy import check_new_password
 from core.identity.passwords import hash_password_async, needs_rehash, verify_password_async
+from core.identity.sign_in_events import record_lockout, record_sign_in_failure
 from core.identity.tables import ApiToken, User
 from core.identity.throttle import Refusal, Throttle
 from core.identity.tokens import new_token, parse_token, token_hash
@@ -460,6 +461,7 @@ async def authenticate(
     refusal = await throttle.attempt(redis, username, client)
     if refusal is not None:
         log.warning("auth.login_refused_locked", client=client, by_address=refusal.by_address)
+        await record_lockout(redis, username, client, refusal, settings)
         raise _rate_limited(refusal)
 
     name = username_or_none(username)
@@ -468,6 +470,7 @@ async def authenticate(
     matches = await verify_password_async(user.password_hash if user else None, password)
     if user is None or not matches or not user.is_active:
         log.warning("auth.login_failed", user_id=user.id if user else None, client=client)
+        await record_sign_in_failure(username, user, matches, client, settings)
         raise AuthenticationError(WRONG_CREDENTIALS)
 
     await throttle.succeeded(redis, username, client)

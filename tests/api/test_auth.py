@@ -10,7 +10,10 @@ import httpx
 import pytest
 
 from core import db
+from core.audit.keys import chain_key
 from core.identity.passwords import verify_password
+from core.identity.sign_in_events import unknown_username_marker
+from core.identity.tables import User
 from tests.api.test_auth_support import (
     PASSWORD,
     SESSION_COOKIE,
@@ -50,7 +53,28 @@ async def test_wrong_password_and_unknown_user_get_identical_401s(http):
         assert response.headers["content-type"] == "application/problem+json"
         assert response.headers["www-authenticate"] == 'Bearer realm="infusion"'
         assert set_cookies(response) == []
-    assert await audit_events() == []
+    # Both failures are recorded; the unknown name only as a keyed marker, never as typed.
+    user = await User.objects().where(User.username == "tess").first()
+    assert await audit_events() == [
+        {
+            "actor": "anonymous",
+            "action": "user.sign_in_failed",
+            "subject_type": "user",
+            "subject_id": str(user.id),
+            "before": None,
+            "after": {"username": "tess", "client": "127.0.0.1", "reason": "wrong_password"},
+            "reason": "",
+        },
+        {
+            "actor": "anonymous",
+            "action": "user.sign_in_failed",
+            "subject_type": "sign_in",
+            "subject_id": unknown_username_marker("nobody.here", chain_key()),
+            "before": None,
+            "after": {"client": "127.0.0.1", "reason": "unknown_username"},
+            "reason": "",
+        },
+    ]
 
 
 async def test_inactive_user_with_right_password_gets_the_same_401(http):
@@ -61,6 +85,11 @@ async def test_inactive_user_with_right_password_gets_the_same_401(http):
     assert response.status_code == 401
     assert without_request_id(response) == WRONG
     assert set_cookies(response) == []
+    [event] = await audit_events()
+    assert (event["action"], event["after"]) == (
+        "user.sign_in_failed",
+        {"username": "gone", "client": "127.0.0.1", "reason": "inactive_account"},
+    )
 
 
 async def test_unknown_user_costs_as_much_time_as_a_wrong_password(http):
@@ -320,6 +349,7 @@ async def test_changing_own_password_ends_other_sessions_but_keeps_this_one(serv
         (actor, "user.logged_in"),
         (actor, "user.logged_in"),
         (actor, "user.password_set"),
+        ("anonymous", "user.sign_in_failed"),  # the old password, tried once more
         (actor, "user.logged_in"),
     ]
 
@@ -413,7 +443,14 @@ async def test_login_is_refused_after_too_many_failures_even_with_the_right_pass
     }
     assert set_cookies(refused) == []
     assert await redis.keys(SESSION_KEYS) == []
-    assert await audit_events() == []
+    events = await audit_events()
+    assert [e["action"] for e in events] == ["user.sign_in_failed"] * 5 + ["user.sign_in_locked"]
+    assert events[-1]["after"] == {
+        "username": "tess",
+        "client": "127.0.0.1",
+        "by_address": False,
+        "locked_seconds": retry_after,
+    }
 
 
 async def test_login_counters_are_per_username_and_client_address(http):

@@ -33,8 +33,8 @@ async def test_forged_addresses_do_not_walk_around_the_login_throttle(production
 
     assert refused.status_code == 429
     # Every attempt was counted against the peer's own address, none against a forged one.
-    assert await redis.get(Throttle.key("tess", "127.0.0.1")) == b"6"
-    assert await redis.get(Throttle.key("tess", "10.7.7.99")) is None
+    assert await redis.get(Throttle(1, 1).key("tess", "127.0.0.1")) == b"6"
+    assert await redis.get(Throttle(1, 1).key("tess", "10.7.7.99")) is None
     assert await audit_events() == []
 
 
@@ -59,7 +59,7 @@ async def test_a_trusted_proxys_address_is_used_for_throttle_and_audit(http, red
     assert (await login(http, "tess", **browser)).status_code == 200
 
     assert logged_in_from(await audit_events()) == ["10.20.30.40"]
-    assert await redis.get(Throttle.key("tess", "127.0.0.1")) is None
+    assert await redis.get(Throttle(1, 1).key("tess", "127.0.0.1")) is None
 
 
 async def test_an_ipv6_address_from_a_trusted_proxy_is_audited_in_its_normal_form(http):

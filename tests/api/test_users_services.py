@@ -131,14 +131,27 @@ async def test_a_hash_upgrade_never_brings_back_a_password_changed_meanwhile(red
     assert not verify_password(row["password_hash"], "an old passphrase")
 
 
-async def test_a_failed_login_counts_one_attempt_and_writes_nothing(redis):
-    await make_user("tess", "technician")
+async def test_a_failed_login_counts_one_attempt_and_records_only_the_failure(redis):
+    user = await make_user("tess", "technician")
 
     with pytest.raises(AuthenticationError) as refused:
         await authenticate(redis, username="tess", password="wrong password!", client="c1")
 
     assert refused.value.message == "Wrong username or password."
-    assert await audit_events() == []
+    # Committed on its own (the refused request commits nothing); never the password.
+    assert await audit_events() == [
+        {
+            "actor": "anonymous",
+            "action": "user.sign_in_failed",
+            "subject_type": "user",
+            "subject_id": str(user.id),
+            "before": None,
+            "after": {"username": "tess", "client": "c1", "reason": "wrong_password"},
+            "reason": "",
+        }
+    ]
+    [row] = await db.fetch("SELECT last_login_at FROM app_user WHERE id = {}", user.id)
+    assert row == {"last_login_at": None}
     assert sorted(await redis.keys("infusion:login-failures*")) == [
         Throttle(1, 1).client_key("c1").encode(),
         Throttle(1, 1).key("tess", "c1").encode(),

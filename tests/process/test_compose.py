@@ -71,11 +71,40 @@ def test_every_reference_resolves():
             assert source.startswith((".", "/")) or source in volumes, (name, source)
 
 
-def test_app_services_get_urls_and_a_required_secret():
+APP_DATABASE_URL = (
+    "postgresql://infusion_app:${INFUSION_APP_DB_PASSWORD:?set INFUSION_APP_DB_PASSWORD}"
+    "@postgres:5432/infusion"
+)
+
+
+def test_app_services_get_urls_and_required_secrets():
     services = load()["services"]
     for name in ("migrate", "api", "worker"):
         env = services[name]["environment"]
-        assert env["DATABASE_URL"] == "postgresql://infusion:infusion@postgres:5432/infusion"
         assert env["REDIS_URL"] == "redis://redis:6379/0"
         assert env["SECRET_KEY"] == "${SECRET_KEY:?set SECRET_KEY}"
+        assert env["INFUSION_AUDIT_KEY"] == "${INFUSION_AUDIT_KEY:?set INFUSION_AUDIT_KEY}"
         assert env["INFUSION_ENV"] == "production"
+
+
+def test_only_migrate_connects_as_the_owner():
+    services = load()["services"]
+    migrate = services["migrate"]["environment"]
+    assert migrate["DATABASE_URL"] == "postgresql://infusion:infusion@postgres:5432/infusion"
+    assert migrate["INFUSION_APP_DATABASE_URL"] == APP_DATABASE_URL
+    for name in ("api", "worker"):
+        env = services[name]["environment"]
+        assert env["DATABASE_URL"] == APP_DATABASE_URL, name
+        assert "INFUSION_APP_DATABASE_URL" not in env, name
+        assert "infusion:infusion@" not in " ".join(env.values()), name
+
+
+def test_api_and_worker_share_the_audit_anchor_outside_the_database():
+    services = load()["services"]
+    for name in ("api", "worker"):
+        assert services[name]["volumes"] == ["audit:/home/infusion"], name
+        assert (
+            services[name]["environment"]["INFUSION_AUDIT_ANCHOR_FILE"]
+            == "/home/infusion/audit-anchor.jsonl"
+        )
+    assert services["postgres"]["volumes"] == ["pgdata:/var/lib/postgresql/data"]

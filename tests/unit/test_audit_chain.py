@@ -4,37 +4,71 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.audit.model import GENESIS_HASH, ChainVerifier, normalise_payload, row_hash
+from core.audit.model import (
+    GENESIS_HASH,
+    SEAL_ACTION,
+    SEAL_SUBJECT_TYPE,
+    Anchor,
+    ChainVerifier,
+    derive_audit_key,
+    legacy_row_hash,
+    normalise_payload,
+    row_hash,
+    seal_payload,
+)
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+KEY = derive_audit_key("test-secret-key-not-for-production-0123456789").encode()
+OTHER_KEY = b"another-key-that-is-long-enough-0123456789"
 
 
-def make_chain(n: int) -> list[dict]:
-    rows, prev = [], GENESIS_HASH
-    for seq in range(1, n + 1):
-        row = {
-            "seq": seq,
-            "occurred_at": T0 + timedelta(minutes=seq),
-            "actor": "user:1",
-            "action": "batch.verified",
-            "subject_type": "batch",
-            "subject_id": str(seq),
-            "before": {"state": "compounded"},
-            "after": {"state": "verified", "n": seq},
-            "reason": "",
-            "request_id": "r" * 8,
-            "prev_hash": prev,
-        }
-        row["row_hash"] = prev = row_hash(row)
+def event(seq: int, prev: str) -> dict:
+    return {
+        "seq": seq,
+        "occurred_at": T0 + timedelta(minutes=seq),
+        "actor": "user:1",
+        "action": "batch.verified",
+        "subject_type": "batch",
+        "subject_id": str(seq),
+        "before": {"state": "compounded"},
+        "after": {"state": "verified", "n": seq},
+        "reason": "",
+        "request_id": "r" * 8,
+        "prev_hash": prev,
+    }
+
+
+def make_chain(n: int, *, start: list[dict] | None = None, legacy: bool = False) -> list[dict]:
+    rows = list(start or [])
+    prev = rows[-1]["row_hash"] if rows else GENESIS_HASH
+    for seq in range(len(rows) + 1, len(rows) + n + 1):
+        row = event(seq, prev)
+        row["row_hash"] = prev = legacy_row_hash(row) if legacy else row_hash(row, KEY)
         rows.append(row)
     return rows
 
 
-def verify(rows: list[dict]):
-    verifier = ChainVerifier()
+def seal(rows: list[dict]) -> list[dict]:
+    """What `infusion migrate` appends after rows hashed with plain sha256."""
+    row = dict(event(len(rows) + 1, rows[-1]["row_hash"]))
+    row.update(
+        actor="system",
+        action=SEAL_ACTION,
+        subject_type=SEAL_SUBJECT_TYPE,
+        subject_id="chain",
+        before=None,
+        after=seal_payload(len(rows)),
+    )
+    row["row_hash"] = row_hash(row, KEY)
+    return [*rows, row]
+
+
+def verify(rows: list[dict], *, key: bytes = KEY, anchor: Anchor | None = None):
+    verifier = ChainVerifier(key, anchor=anchor)
     verifier.feed(rows)
     return verifier.report()
 
@@ -42,11 +76,13 @@ def verify(rows: list[dict]):
 def test_an_untouched_chain_is_intact():
     report = verify(make_chain(5))
     assert (report.ok, report.checked) == (True, 5)
-    assert report.sentence() == "audit trail intact: 5 event(s) checked"
+    assert report.sentence() == (
+        "audit trail intact: 5 event(s) checked; no outside anchor to check the newest rows against"
+    )
 
 
 def test_an_empty_chain_is_intact():
-    assert verify([]).sentence() == "audit trail intact: 0 event(s) checked"
+    assert verify([]).sentence().startswith("audit trail intact: 0 event(s) checked;")
 
 
 def test_an_altered_reason_names_its_row():
@@ -69,7 +105,7 @@ def test_a_removed_row_is_named_as_missing():
 def test_a_rehashed_row_still_breaks_the_link_to_the_next():
     rows = make_chain(3)
     rows[0]["actor"] = "user:2"
-    rows[0]["row_hash"] = row_hash(rows[0])  # the forger recomputed this row's hash
+    rows[0]["row_hash"] = row_hash(rows[0], KEY)  # a forger with the key re-hashed this row
     report = verify(rows)
     assert (report.seq, report.problem) == (2, "row 2 does not follow row 1 (prev_hash differs)")
 
@@ -82,7 +118,7 @@ def test_timestamps_hash_the_same_in_any_time_zone():
             __import__("zoneinfo").ZoneInfo("America/Chicago")
         ),
     )
-    assert row_hash(shifted) == row["row_hash"]
+    assert row_hash(shifted, KEY) == row["row_hash"]
 
 
 def test_payloads_are_normalised_as_jsonb_reads_them_back():
@@ -120,3 +156,172 @@ def test_removing_any_row_but_the_last_is_found(n, data):
     del rows[index]
     report = verify(rows)
     assert (report.ok, report.seq) == (False, index + 1)
+
+
+# ---------------------------------------------------------------- the key
+
+
+def test_an_edit_rehashed_with_plain_sha256_is_found():
+    # What a DBA without the key can do: edit a row, then re-hash it and every later row.
+    rows = make_chain(4)
+    rows[1]["reason"] = "nothing to see"
+    prev = rows[0]["row_hash"]
+    for row in rows[1:]:
+        row["prev_hash"] = prev
+        row["row_hash"] = prev = legacy_row_hash(row)
+    report = verify(rows)
+    assert (report.ok, report.seq, report.checked) == (False, 2, 1)
+    assert report.problem == "row 2 was altered (its contents do not match its hash)"
+
+
+def test_a_chain_rewritten_entirely_with_plain_sha256_is_refused():
+    rows = make_chain(3, legacy=True)
+    report = verify(rows)
+    assert (report.ok, report.seq, report.checked) == (False, 4, 3)
+    assert report.problem == (
+        "rows 1 to 3 carry the old unkeyed hash and no keyed seal follows them (anyone with "
+        "database access could have written them)"
+    )
+
+
+def test_a_chain_hashed_with_another_key_is_refused():
+    rows = make_chain(2)
+    report = verify(rows, key=OTHER_KEY)
+    assert (report.ok, report.seq, report.problem) == (
+        False,
+        1,
+        "row 1 was altered (its contents do not match its hash)",
+    )
+
+
+def test_the_hash_is_an_hmac_of_the_row_not_a_plain_digest():
+    [row] = make_chain(1)
+    assert row["row_hash"] != legacy_row_hash(row)
+    assert row_hash(row, KEY) != row_hash(row, OTHER_KEY)
+    assert len(row["row_hash"]) == 64
+
+
+def test_a_short_key_is_refused():
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        row_hash(make_chain(1)[0], b"short")
+
+
+def test_the_derived_key_is_stable_and_not_the_secret_itself():
+    secret = "s" * 40
+    assert derive_audit_key(secret) == derive_audit_key(secret)
+    assert derive_audit_key(secret) != derive_audit_key("t" * 40)
+    assert secret not in derive_audit_key(secret)
+    assert len(derive_audit_key(secret)) == 64
+
+
+# ---------------------------------------------------------------- legacy rows and the seal
+
+
+def test_legacy_rows_closed_by_a_keyed_seal_verify():
+    rows = make_chain(2, start=seal(make_chain(3, legacy=True)))
+    report = verify(rows)
+    assert (report.ok, report.checked) == (True, 6)
+
+
+def test_an_edited_legacy_row_under_a_seal_is_found():
+    rows = make_chain(1, start=seal(make_chain(3, legacy=True)))
+    rows[1]["reason"] = "edited"
+    rows[1]["row_hash"] = legacy_row_hash(rows[1])  # re-hashed the old way
+    report = verify(rows)
+    assert (report.ok, report.seq, report.problem) == (
+        False,
+        3,
+        "row 3 does not follow row 2 (prev_hash differs)",
+    )
+
+
+def test_a_seal_naming_the_wrong_number_of_legacy_rows_is_refused():
+    rows = seal(make_chain(3, legacy=True))
+    rows[3]["after"] = seal_payload(2)
+    rows[3]["row_hash"] = row_hash(rows[3], KEY)
+    report = verify(rows)
+    assert (report.ok, report.seq, report.problem) == (
+        False,
+        4,
+        "row 4 follows unkeyed rows but is not their seal",
+    )
+
+
+def test_unkeyed_rows_after_the_seal_are_refused():
+    rows = make_chain(1, start=seal(make_chain(2, legacy=True)), legacy=True)
+    report = verify(rows)
+    assert (report.ok, report.seq, report.problem) == (
+        False,
+        4,
+        "row 4 was altered (its contents do not match its hash)",
+    )
+
+
+# ---------------------------------------------------------------- the outside anchor
+
+
+def anchor_of(row: dict) -> Anchor:
+    return Anchor(seq=row["seq"], row_hash=row["row_hash"], at=T0 + timedelta(hours=1))
+
+
+def test_a_chain_that_reaches_its_anchor_is_intact():
+    rows = make_chain(5)
+    report = verify(rows, anchor=anchor_of(rows[3]))
+    assert (report.ok, report.checked, report.anchor) == (True, 5, anchor_of(rows[3]))
+    assert report.sentence() == (
+        "audit trail intact: 5 event(s) checked; matches the outside anchor of seq 4"
+    )
+
+
+def test_deleting_the_newest_rows_is_caught_by_the_anchor():
+    rows = make_chain(5)
+    anchor = anchor_of(rows[4])
+    report = verify(rows[:3], anchor=anchor)
+    assert (report.ok, report.seq, report.checked) == (False, 4, 3)
+    assert report.sentence() == (
+        "audit trail broken at seq 4: rows 4 to 5 are missing (the outside anchor of "
+        "2026-03-01T10:30:00.000000+00:00 records seq 5; the trail ends at seq 3)"
+    )
+
+
+def test_a_row_that_differs_from_its_anchor_is_named():
+    rows = make_chain(3)
+    anchor = Anchor(seq=2, row_hash="f" * 64, at=T0)
+    report = verify(rows, anchor=anchor)
+    assert (report.ok, report.seq, report.problem) == (
+        False,
+        2,
+        "row 2 does not match the outside anchor of 2026-03-01T09:30:00.000000+00:00",
+    )
+
+
+def test_a_broken_chain_is_reported_before_the_anchor():
+    rows = make_chain(3)
+    rows[0]["actor"] = "user:9"
+    report = verify(rows, anchor=anchor_of(rows[2]))
+    assert (report.seq, report.problem) == (
+        1,
+        "row 1 was altered (its contents do not match its hash)",
+    )
+
+
+def test_an_anchor_line_round_trips():
+    anchor = Anchor(seq=12, row_hash="a" * 64, at=T0)
+    assert anchor.line() == (
+        '{"at":"2026-03-01T09:30:00.000000+00:00","row_hash":"' + "a" * 64 + '","seq":12}'
+    )
+    assert Anchor.parse(anchor.line()) == anchor
+
+
+def test_a_line_that_is_not_an_anchor_is_refused():
+    for line in (
+        "",
+        "{",
+        "[]",
+        '{"seq": 0, "row_hash": "a", "at": "2026-03-01T09:30:00+00:00"}',
+        '{"seq": "1", "row_hash": "a", "at": "2026-03-01T09:30:00+00:00"}',
+        '{"seq": 1, "row_hash": "a", "at": "2026-03-01T09:30:00"}',
+        '{"seq": 1, "row_hash": "a"}',
+    ):
+        with pytest.raises(ValueError, match="not an audit anchor line"):
+            Anchor.parse(line)

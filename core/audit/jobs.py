@@ -1,0 +1,53 @@
+"""Jobs of the audit trail: anchor the chain's head outside the database every minute."""
+
+from __future__ import annotations
+
+from core import db
+from core.audit.anchor import AnchorMismatchError, append, locked, read_last
+from core.audit.keys import current_settings
+from core.audit.model import Anchor
+from core.clock import utcnow
+from core.logging import get_logger
+from core.queue import job
+from core.settings import Settings
+
+log = get_logger(__name__)
+
+
+async def anchor_head(settings: Settings | None = None) -> Anchor | None:
+    """Append the chain's head to the anchor file when it moved; returns what was written.
+
+    Refuses (and raises, so the failure is logged every minute and shows in the job's
+    result) when the chain no longer holds the previously anchored row with the same hash:
+    rows were deleted or rewritten, and a new anchor must not cover that up.
+    """
+    path = current_settings(settings).audit_anchor_file
+    rows = await db.fetch("SELECT seq, row_hash FROM audit_event ORDER BY seq DESC LIMIT 1")
+    if not rows:
+        return None
+    head = Anchor(seq=rows[0]["seq"], row_hash=rows[0]["row_hash"], at=utcnow())
+    with locked(path):
+        last = read_last(path)
+        if last is not None:
+            if (last.seq, last.row_hash) == (head.seq, head.row_hash):
+                return None
+            held = await db.fetch("SELECT row_hash FROM audit_event WHERE seq = {}", last.seq)
+            if not held or held[0]["row_hash"] != last.row_hash:
+                log.error("audit.anchor_mismatch", anchored_seq=last.seq, head_seq=head.seq)
+                raise AnchorMismatchError(
+                    f"the audit trail no longer holds row {last.seq} as anchored; run "
+                    "infusion audit verify"
+                )
+        append(path, head)
+    # The log store is a second copy outside the database (hashes only, no patient data).
+    log.info("audit.head_anchored", seq=head.seq, row_hash=head.row_hash)
+    return head
+
+
+@job("core.anchor_audit_head", timeout=60, cron={"second": 15})
+async def anchor_audit_head_job() -> None:
+    await anchor_head()
+
+
+JOBS = [anchor_audit_head_job]
+CRON = [anchor_audit_head_job.arq_cron()]
