@@ -148,7 +148,7 @@ async def test_every_request_answers_503_in_time_while_postgres_is_frozen_and_re
         infusion,
         env,
         *("users", "create", "--username", "nina", "--display-name", "Nina"),
-        *("--role", "technician", "--password-stdin"),
+        *("--role", "technician", "--password-stdin", "--no-forced-change"),
         stdin=PASSWORD + "\n",
     )
     app = await asyncio.to_thread(serve_app, env, tmp_path / "app.log")
