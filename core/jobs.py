@@ -13,4 +13,3 @@ async def sweep_outbox_job() -> None:
 
 
 JOBS = [sweep_outbox_job]
-CRON = [sweep_outbox_job.arq_cron()]

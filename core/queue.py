@@ -26,10 +26,11 @@ The job contract (docs/architecture.md, "Jobs"):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -53,8 +54,10 @@ Id = str | int
 JobBody = Callable[..., Awaitable[Any]]
 
 DEFAULT_MAX_ATTEMPTS = 5
-# Room in arq's retry counter for waits behind an earlier run of the same work.
-WAIT_TRIES = 10
+# Room in arq's retry counter for waits behind an earlier run of the same work (each wait is
+# a Retry of at most 30 s: about 16 hours). The attempt limit is ours (outbox_job.attempts),
+# so arq's counter must never be what ends a run that is only waiting its turn.
+WAIT_TRIES = 2000
 
 
 @dataclass(frozen=True)
@@ -239,20 +242,24 @@ async def enqueue(
     job_id = job_id or default_job_id(name, ids)
     now = utcnow()
     run_at = now + (defer_by or timedelta(0))
-    inserted = await db.fetch(
+    # Joining a pending run takes its row lock (DO UPDATE, not DO NOTHING) until this
+    # transaction ends: the run's start (_begin, FOR UPDATE) waits for our COMMIT, so its body
+    # sees what we wrote. If the run starts first, the row leaves the partial index and this
+    # insert makes a new run, which runs after it.
+    upserted = await db.fetch(
         "INSERT INTO outbox_job (job_id, function, args, created_at, run_at, attempts, requeues,"
         " last_error) VALUES ({}, {}, {}::jsonb, {}, {}, 0, 0, '')"
         " ON CONFLICT (job_id) WHERE started_at IS NULL AND done_at IS NULL AND failed_at IS NULL"
-        " DO NOTHING"
-        " RETURNING id",
+        " DO UPDATE SET job_id = EXCLUDED.job_id"
+        " RETURNING id, (xmax = 0) AS inserted",
         job_id,
         name,
         json.dumps(list(ids)),
         now,
         run_at,
     )
-    if inserted:
-        db.on_commit(functools.partial(_push, inserted[0]["id"], job_id, name, ids, run_at))
+    if upserted[0]["inserted"]:
+        db.on_commit(functools.partial(_push, upserted[0]["id"], job_id, name, ids, run_at))
     return job_id
 
 
@@ -323,27 +330,60 @@ async def _run(definition: JobDef, ctx: dict[str, Any], ids: tuple[Id, ...]) -> 
         result = await _body(definition, ids, row_id)
     except Retry:
         raise  # arq's "try again later"; the attempt was counted when it began
-    except (Exception, asyncio.CancelledError) as exc:
-        error = describe_error(exc, definition)
-        # The traceback goes to the log too; the log's processors redact it like `error`.
-        log.error(
-            "job.attempt_failed",
-            job=definition.name,
-            row=row_id,
-            error=error,
-            exc_info=not isinstance(exc, asyncio.CancelledError),
-        )
-        try:
-            await asyncio.wait_for(
-                _attempt_failed(definition, row_id, error), RECORD_FAILURE_TIMEOUT_S
-            )
-        except Exception:
-            log.exception("job.attempt_not_recorded", job=definition.name, row=row_id)
-        if isinstance(exc, asyncio.CancelledError):
+    except asyncio.CancelledError as exc:
+        if _outage_cancel:
+            # Our worker lost Redis and dropped its jobs (core.worker_runtime): the job did
+            # not fail, so the attempt is given back; the sweeper pushes the run again.
+            log.warning("job.interrupted_by_outage", job=definition.name, row=row_id)
+            await _record_safely(definition, row_id, _attempt_interrupted(row_id))
             raise
+        await _failed(definition, row_id, describe_error(exc, definition))
+        raise
+    except Exception as exc:
+        error = describe_error(exc, definition)
+        await _failed(definition, row_id, error, exc_info=True)
         raise JobAttemptFailed(error) from None
     log.info("job.done", job=definition.name, row=row_id)
     return result
+
+
+async def _failed(definition: JobDef, row_id: int, error: str, *, exc_info: bool = False) -> None:
+    # The traceback goes to the log too; the log's processors redact it like `error`.
+    log.error("job.attempt_failed", job=definition.name, row=row_id, error=error, exc_info=exc_info)
+    await _record_safely(definition, row_id, _attempt_failed(definition, row_id, error))
+
+
+async def _record_safely(definition: JobDef, row_id: int, recording: Awaitable[None]) -> None:
+    try:
+        await asyncio.wait_for(recording, RECORD_FAILURE_TIMEOUT_S)
+    except Exception:
+        log.exception("job.attempt_not_recorded", job=definition.name, row=row_id)
+
+
+async def _attempt_interrupted(row_id: int) -> None:
+    async with db.transaction():
+        await db.fetch(
+            "UPDATE outbox_job SET attempts = GREATEST(attempts - 1, 0),"
+            " last_error = 'interrupted: the worker lost Redis'"
+            " WHERE id = {} AND done_at IS NULL AND failed_at IS NULL",
+            row_id,
+        )
+
+
+# Set while this process's worker drops its running jobs because Redis went away.
+_outage_cancel = False
+
+
+@contextlib.contextmanager
+def cancelling_for_outage() -> Iterator[None]:
+    """Around cancelling a worker's jobs after losing Redis: those cancellations are not
+    attempts (a short outage must not use up a job's attempt limit)."""
+    global _outage_cancel
+    _outage_cancel = True
+    try:
+        yield
+    finally:
+        _outage_cancel = False
 
 
 async def _begin(definition: JobDef, row_id: int, job_try: int) -> bool:
@@ -396,7 +436,8 @@ async def _body(definition: JobDef, ids: tuple[Id, ...], row_id: int | None) -> 
             async with db.transaction():
                 await _mark_done(row_id)
         return result
-    async with db.transaction():
+
+    async def work() -> Any:
         # Lock the outbox row: a second delivery of the same run waits here, then sees
         # done_at and returns without doing the work again.
         if row_id is not None:
@@ -408,6 +449,10 @@ async def _body(definition: JobDef, ids: tuple[Id, ...], row_id: int | None) -> 
         if row_id is not None:
             await _mark_done(row_id)
         return result
+
+    # The job wrapper is an edge: a serialisation failure or a deadlock (40001, 40P01) runs
+    # the whole unit of work again, a few times, before it counts as a failed attempt.
+    return await db.run_in_transaction(work)
 
 
 async def _mark_done(row_id: int) -> None:
@@ -497,10 +542,16 @@ async def _sweep_one(redis: ArqRedis, row: dict[str, Any]) -> str:
             return "failed"
         # Otherwise our code ran and its attempt was counted (time-out, exception), or arq
         # let it expire unrun: the work is still owed, and arq's retry count starts again.
+        # The page was read a moment ago: a run that a worker has since finished or failed
+        # is left alone.
+        if not await _still_owed(row["id"]):
+            return "completed"
         await redis.delete(result_key_prefix + arq_id, retry_key_prefix + arq_id)
     elif status is not JobStatus.not_found:
         return "waiting"  # queued, deferred or in progress
     else:
+        if not await _still_owed(row["id"]):
+            return "completed"
         await redis.delete(retry_key_prefix + arq_id)
     await redis.enqueue_job(
         row["function"],
@@ -517,6 +568,13 @@ async def _sweep_one(redis: ArqRedis, row: dict[str, Any]) -> str:
         )
     log.warning("outbox.requeued", job_id=row["job_id"], row=row["id"])
     return "requeued"
+
+
+async def _still_owed(row_id: int) -> bool:
+    rows = await db.fetch(
+        "SELECT 1 FROM outbox_job WHERE id = {} AND done_at IS NULL AND failed_at IS NULL", row_id
+    )
+    return bool(rows)
 
 
 async def _count_refusal(row: dict[str, Any], error: str) -> bool:

@@ -24,6 +24,7 @@ from redis.exceptions import AuthenticationError, RedisError
 from core.backoff import Backoff
 from core.errors import ConfigurationError, is_outage
 from core.logging import get_logger
+from core.queue import cancelling_for_outage
 
 log = get_logger(__name__)
 
@@ -124,10 +125,13 @@ class WorkerSupervisor:
     async def _discard(self, worker: Worker) -> None:
         """Drop a worker whose Redis is gone, without the Redis calls of Worker.close()."""
         tasks = [t for t in worker.tasks.values() if not t.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=DISCARD_GRACE_S)
+        # Not the jobs' fault: their attempts are given back (core.queue), so short outages
+        # cannot use up a job's attempt limit. The outbox runs them again.
+        with cancelling_for_outage():
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=DISCARD_GRACE_S)
         for task in worker.tasks.values():
             if task.done() and not task.cancelled():
                 task.exception()  # retrieved: their finishing Redis calls failed, as expected

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from core import db
 from core.audit.anchor import AnchorMismatchError, append, locked, read_last
 from core.audit.keys import current_settings
@@ -20,34 +23,47 @@ async def anchor_head(settings: Settings | None = None) -> Anchor | None:
     Refuses (and raises, so the failure is logged every minute and shows in the job's
     result) when the chain no longer holds the previously anchored row with the same hash:
     rows were deleted or rewritten, and a new anchor must not cover that up.
+
+    No transaction is held while the file is locked, read or fsynced (architecture rule 2),
+    and the blocking file calls run in a thread, off the event loop.
     """
     path = current_settings(settings).audit_anchor_file
     rows = await db.fetch("SELECT seq, row_hash FROM audit_event ORDER BY seq DESC LIMIT 1")
     if not rows:
         return None
     head = Anchor(seq=rows[0]["seq"], row_hash=rows[0]["row_hash"], at=utcnow())
-    with locked(path):
-        last = read_last(path)
-        if last is not None:
-            if (last.seq, last.row_hash) == (head.seq, head.row_hash):
-                return None
-            held = await db.fetch("SELECT row_hash FROM audit_event WHERE seq = {}", last.seq)
-            if not held or held[0]["row_hash"] != last.row_hash:
-                log.error("audit.anchor_mismatch", anchored_seq=last.seq, head_seq=head.seq)
-                raise AnchorMismatchError(
-                    f"the audit trail no longer holds row {last.seq} as anchored; run "
-                    "infusion audit verify"
-                )
-        append(path, head)
+    last = await asyncio.to_thread(read_last, path)
+    if last is not None:
+        if (last.seq, last.row_hash) == (head.seq, head.row_hash):
+            return None
+        held = await db.fetch("SELECT row_hash FROM audit_event WHERE seq = {}", last.seq)
+        if not held or held[0]["row_hash"] != last.row_hash:
+            log.error("audit.anchor_mismatch", anchored_seq=last.seq, head_seq=head.seq)
+            raise AnchorMismatchError(
+                f"the audit trail no longer holds row {last.seq} as anchored; run "
+                "infusion audit verify"
+            )
+    if not await asyncio.to_thread(_append_after, path, last, head):
+        return None  # another worker anchored meanwhile; the next tick checks again
     # The log store is a second copy outside the database (hashes only, no patient data).
     log.info("audit.head_anchored", seq=head.seq, row_hash=head.row_hash)
     return head
 
 
-@job("core.anchor_audit_head", timeout=60, cron={"second": 15})
+def _append_after(path: Path, last: Anchor | None, head: Anchor) -> bool:
+    """Append `head` if the file still ends with `last` (what was checked against the chain)."""
+    with locked(path):
+        now_last = read_last(path)
+        if (now_last and (now_last.seq, now_last.row_hash)) != (last and (last.seq, last.row_hash)):
+            return False
+        append(path, head)
+    return True
+
+
+# steps=True: no transaction around the body; its queries run on their own.
+@job("core.anchor_audit_head", timeout=60, cron={"second": 15}, steps=True)
 async def anchor_audit_head_job() -> None:
     await anchor_head()
 
 
 JOBS = [anchor_audit_head_job]
-CRON = [anchor_audit_head_job.arq_cron()]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import (
     HTTPException,
@@ -156,6 +157,21 @@ def handle_outage(request: Request[Any, Any, Any], exc: Exception) -> Response[A
     return unavailable(request, detail)
 
 
+def handle_collision(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A serialisation failure or a deadlock that no retry absorbed (a route that does not use
+    core.db.run_in_transaction): nobody's fault and nothing was written, so a 409 to try
+    again, never a 500."""
+    log.warning("request.collision", sqlstate=getattr(exc, "sqlstate", None))
+    response = problem(
+        request,
+        409,
+        "This change collided with others made at the same moment; nothing was saved. Try again.",
+        code="conflict",
+    )
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def handle_os_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """A socket error or a time-out: an outage when the database or Redis client raised it."""
     if is_outage(exc):
@@ -201,6 +217,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     **dict.fromkeys(OUTAGE_ERRORS, handle_outage),
     OSError: handle_os_error,  # TimeoutError and ConnectionRefusedError included
     **dict.fromkeys(BAD_VALUE_ERRORS, handle_bad_value),
+    asyncpg.exceptions.TransactionRollbackError: handle_collision,  # 40001, 40P01 (class 40)
     Exception: handle_unexpected,
 }
 

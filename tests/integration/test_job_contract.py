@@ -160,12 +160,12 @@ async def test_arqs_retry_cap_counts_an_attempt_and_the_sweeper_resets_arqs_coun
         await enqueue(record_run, "cap")
     [row] = await rows()
     # arq has already tried this job more often than it allows (a worker killed repeatedly).
-    await redis.set(f"arq:retry:{arq_id_of(row)}", 100)
+    await redis.set(f"arq:retry:{arq_id_of(row)}", 10_000)
     assert (await worker()).jobs_failed == 1
     assert await runs() == []
     assert (await sweep_outbox(older_than=timedelta(0))).requeued == 1
     [row] = await rows()
-    assert (row["attempts"], row["last_error"]) == (1, "arq: max 15 retries exceeded")
+    assert (row["attempts"], row["last_error"]) == (1, "arq: max 2005 retries exceeded")
     assert await redis.get(f"arq:retry:{arq_id_of(row)}") is None
     assert (await worker()).jobs_complete == 1
     assert await runs() == ["cap"]
