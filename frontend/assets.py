@@ -126,13 +126,17 @@ def static_path(name: str) -> Path | None:
     """The file under frontend/static/ that `name` names, or None.
 
     None for anything that is not a plain file inside that folder: a folder, a path that
-    climbs out (`../`), a NUL or other control character (the operating system refuses NUL in
-    a path, which would otherwise surface as a 500).
+    climbs out (`../`), a NUL or other control character, a name the operating system refuses
+    (a part longer than 255 bytes raises "File name too long"); each would otherwise surface
+    as a 500.
     """
     if not name or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
         return None
-    path = (STATIC_DIR / name.lstrip("/")).resolve()
-    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
+    try:
+        path = (STATIC_DIR / name.lstrip("/")).resolve()
+        if not path.is_relative_to(STATIC_DIR) or not path.is_file():
+            return None
+    except (OSError, ValueError):
         return None
     return path
 

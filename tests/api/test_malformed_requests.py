@@ -129,6 +129,9 @@ async def test_an_unparsable_hx_current_url_sends_a_signed_out_panel_to_plain_lo
         ("/static/../pyproject.toml", "/static/../pyproject.toml"),
         ("/static/%2e%2e/%2e%2e/pyproject.toml", "/static/../../pyproject.toml"),
         ("/static/vendor/nothing.js", None),
+        # A name longer than the file system allows: "File name too long" was a 500.
+        ("/static/" + "a" * 256, "/static/" + "a" * 256),
+        ("/static/css/" + "b" * 300 + ".css", "/static/css/" + "b" * 300 + ".css"),
     ],
 )
 async def test_static_paths_that_name_no_file_are_404s_that_disclose_nothing(
