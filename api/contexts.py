@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from functools import cache
 
-from core.manifest import Manifest
+from core.manifest import Manifest, piccolo_app_module
 
 CONTEXTS: tuple[str, ...] = (
     "core",
@@ -33,7 +33,7 @@ CONTEXTS: tuple[str, ...] = (
 
 def piccolo_apps() -> list[str]:
     """The Piccolo app modules, read without importing the contexts' code (piccolo_conf)."""
-    return [f"{package}.piccolo_app" for package in CONTEXTS]
+    return [piccolo_app_module(package) for package in CONTEXTS]
 
 
 @cache

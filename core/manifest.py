@@ -6,8 +6,8 @@ tables, jobs, routes or pages themselves: they read the one list of contexts
 (`api/contexts.py`) and take everything from the manifests, so adding a context means its
 own folder plus one line there (docs/architecture.md, "Adding a context").
 
-- `piccolo_app`: the dotted path of its Piccolo `AppConfig` module (`piccolo_conf` and the
-  migrations read it without importing the rest of the context);
+- its Piccolo app is `<name>.piccolo_app` by convention (`piccolo_app_module`), so
+  `piccolo_conf` finds every app without importing the rest of the contexts;
 - `jobs`: its `@job`s, cron ones included (the schedule is declared on the job itself);
 - `seed`: an async function adding its part of the fictional demo to a `SeedReport`;
 - `controllers`: its JSON API controllers (mounted as they are, under `/api/...`);
@@ -50,10 +50,14 @@ class SeedReport:
 Seeder = Callable[[SeedReport], Awaitable[None]]
 
 
+def piccolo_app_module(package: str) -> str:
+    """Where a context's Piccolo `APP_CONFIG` lives: one room, one name, for every context."""
+    return f"{package}.piccolo_app"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Manifest:
     name: str
-    piccolo_app: str
     jobs: tuple[JobDef, ...] = ()
     seed: Seeder | None = None
     controllers: tuple[Any, ...] = ()
@@ -61,6 +65,10 @@ class Manifest:
     nav: tuple[NavItem, ...] = ()
     templates: Path | None = None
     cli: click.Group | None = None
+
+    @property
+    def piccolo_app(self) -> str:
+        return piccolo_app_module(self.name)
 
     def __post_init__(self) -> None:
         names = [job.name for job in self.jobs]

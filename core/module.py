@@ -12,7 +12,6 @@ from core.web.health import HealthController
 
 MANIFEST = Manifest(
     name="core",
-    piccolo_app="core.piccolo_app",
     jobs=(*JOBS, *AUDIT_JOBS),
     seed=seed_users,
     controllers=(HealthController,),

@@ -5,4 +5,4 @@ from __future__ import annotations
 from core.manifest import Manifest
 from printing.jobs import JOBS
 
-MANIFEST = Manifest(name="printing", piccolo_app="printing.piccolo_app", jobs=JOBS)
+MANIFEST = Manifest(name="printing", jobs=JOBS)

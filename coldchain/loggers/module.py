@@ -5,6 +5,4 @@ from __future__ import annotations
 from coldchain.loggers.jobs import JOBS
 from core.manifest import Manifest
 
-MANIFEST = Manifest(
-    name="coldchain.loggers", piccolo_app="coldchain.loggers.piccolo_app", jobs=JOBS
-)
+MANIFEST = Manifest(name="coldchain.loggers", jobs=JOBS)

@@ -5,6 +5,4 @@ from __future__ import annotations
 from coldchain.packout.jobs import JOBS
 from core.manifest import Manifest
 
-MANIFEST = Manifest(
-    name="coldchain.packout", piccolo_app="coldchain.packout.piccolo_app", jobs=JOBS
-)
+MANIFEST = Manifest(name="coldchain.packout", jobs=JOBS)

@@ -5,6 +5,4 @@ from __future__ import annotations
 from core.manifest import Manifest
 from fulfilment.carriers.jobs import JOBS
 
-MANIFEST = Manifest(
-    name="fulfilment.carriers", piccolo_app="fulfilment.carriers.piccolo_app", jobs=JOBS
-)
+MANIFEST = Manifest(name="fulfilment.carriers", jobs=JOBS)

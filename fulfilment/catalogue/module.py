@@ -5,6 +5,4 @@ from __future__ import annotations
 from core.manifest import Manifest
 from fulfilment.catalogue.jobs import JOBS
 
-MANIFEST = Manifest(
-    name="fulfilment.catalogue", piccolo_app="fulfilment.catalogue.piccolo_app", jobs=JOBS
-)
+MANIFEST = Manifest(name="fulfilment.catalogue", jobs=JOBS)

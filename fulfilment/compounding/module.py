@@ -5,6 +5,4 @@ from __future__ import annotations
 from core.manifest import Manifest
 from fulfilment.compounding.jobs import JOBS
 
-MANIFEST = Manifest(
-    name="fulfilment.compounding", piccolo_app="fulfilment.compounding.piccolo_app", jobs=JOBS
-)
+MANIFEST = Manifest(name="fulfilment.compounding", jobs=JOBS)

@@ -5,6 +5,4 @@ from __future__ import annotations
 from core.manifest import Manifest
 from fulfilment.orders.jobs import JOBS
 
-MANIFEST = Manifest(
-    name="fulfilment.orders", piccolo_app="fulfilment.orders.piccolo_app", jobs=JOBS
-)
+MANIFEST = Manifest(name="fulfilment.orders", jobs=JOBS)

@@ -5,6 +5,4 @@ from __future__ import annotations
 from core.manifest import Manifest
 from fulfilment.shipments.jobs import JOBS
 
-MANIFEST = Manifest(
-    name="fulfilment.shipments", piccolo_app="fulfilment.shipments.piccolo_app", jobs=JOBS
-)
+MANIFEST = Manifest(name="fulfilment.shipments", jobs=JOBS)

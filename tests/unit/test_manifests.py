@@ -142,7 +142,7 @@ BROKEN = {
         from core.manifest import Manifest
         from brokenctx.jobs import listed
 
-        MANIFEST = Manifest(name="brokenctx", piccolo_app="brokenctx.piccolo_app", jobs=(listed,))
+        MANIFEST = Manifest(name="brokenctx", jobs=(listed,))
     """,
 }
 
