@@ -78,14 +78,17 @@ async def _dev(settings: Settings, *, host: str, port: int, seed: bool) -> None:
     watch_task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watch_task
-    # Worker first: its running jobs finish while the database pool is still open.
+    # Worker first: its running jobs finish while the database pool is still open. A worker
+    # that died of a bug still lets the API and the pool stop cleanly, then its error shows.
     worker.stop()
-    await worker_task
-    server.should_exit = True
-    with contextlib.suppress(asyncio.CancelledError):
-        await server_task
-    await queue.disconnect()
-    await db.close_pool()
+    try:
+        await worker_task
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await server_task
+        await queue.disconnect()
+        await db.close_pool()
     if server_task.done() and not server.started:
         raise click.ClickException(f"could not serve on {host}:{port} (is the port in use?)")
     if redis_watch.gave_up is not None:
