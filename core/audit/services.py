@@ -209,5 +209,4 @@ async def seal_legacy_chain(*, actor: str, settings: Settings | None = None) -> 
         if has_entries(path):  # the worker anchored the seal meanwhile
             return check.legacy_rows
         append(path, anchor)
-    log.info("audit.head_anchored", seq=anchor.seq, row_hash=anchor.row_hash)
     return check.legacy_rows
