@@ -39,8 +39,8 @@ class ChainStatus(msgspec.Struct):
     checked: int
     seq: int | None
     message: str
-    # The newest head anchored outside the database that the trail was checked against
-    # (None: nothing anchored yet, so deleting the newest rows would go unseen).
+    # The newest head anchored outside the database that the trail was checked against, also
+    # when that check failed (None: no anchor was read; `message` says why).
     anchored_seq: int | None
 
 
@@ -80,6 +80,7 @@ class AuditController(Controller):
             ok=report.ok,
             checked=report.checked,
             seq=report.seq,
+            # Without the anchor file's path: the server's layout is not the caller's.
             message=report.sentence(),
             anchored_seq=report.anchor.seq if report.anchor else None,
         )

@@ -110,9 +110,11 @@ async def _create(role: AppRole, *, owner: str) -> None:
 
 async def secure_after_migrations() -> None:
     """Run by `infusion migrate` after the migrations, as the owner: the app's role and its
-    grants (when INFUSION_APP_DATABASE_URL is set), and the seal over an audit trail written
-    before the chain was keyed (core.audit.services.seal_legacy_chain)."""
-    from core.audit.services import seal_legacy_chain
+    grants (when INFUSION_APP_DATABASE_URL is set).
+
+    It never seals an audit trail written before the chain was keyed: a plain-sha256 trail is
+    also what a rewrite without the key looks like, so sealing is an operator's explicit,
+    one-time `infusion audit seal-legacy` (core.audit.services.seal_legacy_chain)."""
     from core.settings import load_settings
 
     settings = load_settings()
@@ -125,7 +127,6 @@ async def secure_after_migrations() -> None:
     try:
         if settings.app_database_url:
             await grant_app_role(settings.app_database_url)
-        await seal_legacy_chain()
     finally:
         if opened:
             await db.close_pool()

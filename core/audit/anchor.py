@@ -26,8 +26,20 @@ TAIL_BYTES = 4096
 
 
 class AnchorFileError(InfusionError):
+    """The anchor file cannot be read or does not end with an anchor.
+
+    `message` never names the file (it may reach an API caller, and the server's paths are
+    not theirs to see); `path` and `predicate` let the CLI and the log name it.
+    """
+
     code = "audit_anchor_unreadable"
     status = 500
+
+    def __init__(self, path: Path, predicate: str) -> None:
+        super().__init__(f"the audit anchor file {predicate}")
+        self.path = path
+        # Completes "the outside anchor <file> …": "cannot be read (Permission denied)".
+        self.predicate = predicate
 
 
 def read_last(path: Path) -> Anchor | None:
@@ -41,18 +53,25 @@ def read_last(path: Path) -> Anchor | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise AnchorFileError(
-            f"the audit anchor file {path} cannot be read ({exc.strerror})"
-        ) from None
+        raise AnchorFileError(path, f"cannot be read ({exc.strerror})") from None
     lines = [line for line in tail.decode(errors="replace").splitlines() if line.strip()]
     if not lines:
         return None
     try:
         return Anchor.parse(lines[-1])
     except ValueError:
-        raise AnchorFileError(
-            f"the last line of the audit anchor file {path} is not an anchor"
-        ) from None
+        raise AnchorFileError(path, "does not end with an anchor line") from None
+
+
+def has_entries(path: Path) -> bool:
+    """Whether the file holds anything but blank lines (an anchor was ever written there)."""
+    try:
+        with path.open("rb") as file:
+            return any(line.strip() for line in file)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise AnchorFileError(path, f"cannot be read ({exc.strerror})") from None
 
 
 @contextlib.contextmanager

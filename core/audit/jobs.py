@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from pathlib import Path
 
 from core import db
 from core.audit.anchor import AnchorMismatchError, append, locked, read_last
-from core.audit.keys import current_settings
-from core.audit.model import Anchor
+from core.audit.keys import chain_key, current_settings
+from core.audit.model import Anchor, row_hash
+from core.audit.services import rows_after
 from core.clock import utcnow
 from core.logging import get_logger
 from core.queue import job
@@ -27,11 +29,20 @@ async def anchor_head(settings: Settings | None = None) -> Anchor | None:
     No transaction is held while the file is locked, read or fsynced (architecture rule 2),
     and the blocking file calls run in a thread, off the event loop.
     """
-    path = current_settings(settings).audit_anchor_file
-    rows = await db.fetch("SELECT seq, row_hash FROM audit_event ORDER BY seq DESC LIMIT 1")
-    if not rows:
+    config = current_settings(settings)
+    path = config.audit_anchor_file
+    rows = await db.fetch("SELECT max(seq) AS seq FROM audit_event")
+    if rows[0]["seq"] is None:
         return None
-    head = Anchor(seq=rows[0]["seq"], row_hash=rows[0]["row_hash"], at=utcnow())
+    [row] = await rows_after(rows[0]["seq"] - 1, 1)
+    if not hmac.compare_digest(row_hash(row, chain_key(config)), row["row_hash"]):
+        # Only a keyed head is anchored: an unsealed legacy trail (or a rewrite without the
+        # key) must not get an anchor, and `seal-legacy` relies on an anchor meaning "keyed".
+        log.error("audit.head_not_keyed", head_seq=row["seq"])
+        raise AnchorMismatchError(
+            f"the audit trail's newest row {row['seq']} is not keyed; run infusion audit verify"
+        )
+    head = Anchor(seq=row["seq"], row_hash=row["row_hash"], at=utcnow())
     last = await asyncio.to_thread(read_last, path)
     if last is not None:
         if (last.seq, last.row_hash) == (head.seq, head.row_hash):

@@ -24,7 +24,7 @@ import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 GENESIS_HASH = "0" * 64
@@ -46,6 +46,10 @@ HASHED_FIELDS = (
 # Domain separation: the same SECRET_KEY also keys API-token hashes; the audit key derived
 # from it must not be usable as a token key or the other way round.
 AUDIT_KEY_LABEL = b"infusion audit chain v1"
+# The anchor job runs every minute; a trail with events older than ten of its runs and no
+# anchor has lost its anchor (or never had its worker), so `verify` cannot vouch for its
+# newest rows and says so instead of passing.
+ANCHOR_EXPECTED_WITHIN = timedelta(minutes=10)
 
 
 def derive_audit_key(secret_key: str) -> str:
@@ -128,27 +132,49 @@ class ChainReport:
     ok: bool
     seq: int | None = None
     problem: str | None = None
-    # The outside anchor the chain was checked against (None: there was none to check).
+    # The outside anchor the chain was checked against, also when that check failed (None:
+    # there was none to check).
     anchor: Anchor | None = None
+    # Why no anchor was checked: "unreadable" (fails; `problem` says how), "missing" (fails:
+    # the trail is old enough to have one), "pending" (passes: too young to have one yet).
+    anchor_gap: str | None = None
 
-    def sentence(self) -> str:
+    def sentence(self, anchor_file: str | None = None) -> str:
+        """One sentence; `anchor_file` names the file (the CLI), left out where it would
+        disclose a server path (the API)."""
+        where = f"the outside anchor {anchor_file}" if anchor_file else "the outside anchor"
+        if self.anchor_gap == "unreadable":
+            return f"audit trail not verified: {where} {self.problem}"
+        if self.anchor_gap == "missing":
+            return (
+                f"audit trail not verified: {where} is missing; the newest rows cannot be "
+                f"checked ({self.problem})"
+            )
         if not self.ok and self.seq is None:
             return f"audit trail not verified: {self.problem}"
         if not self.ok:
             return f"audit trail broken at seq {self.seq}: {self.problem}"
         text = f"audit trail intact: {self.checked} event(s) checked"
+        if self.anchor_gap == "pending":
+            minutes = int(ANCHOR_EXPECTED_WITHIN.total_seconds() // 60)
+            return text + (
+                f"; {where} is not yet written (the trail is younger than {minutes} minutes)"
+            )
         if self.anchor is None:
-            return text + "; no outside anchor to check the newest rows against"
+            return text + "; the trail is empty, so there is no outside anchor yet"
         return text + f"; matches the outside anchor of seq {self.anchor.seq}"
 
 
 class ChainVerifier:
     """Feed rows in seq order; stops at the first problem. `report()` then checks that the
-    chain still reaches the outside anchor, when one is given."""
+    chain still reaches the outside anchor, or, when there is none, that the trail is too
+    young to have one (`now` is the verifier's time)."""
 
-    def __init__(self, key: bytes, *, anchor: Anchor | None = None) -> None:
+    def __init__(self, key: bytes, *, anchor: Anchor | None, now: datetime) -> None:
         self.key = key
         self.anchor = anchor
+        self.now = now
+        self.oldest_at: datetime | None = None
         self.expected_seq = 1
         self.prev_hash = GENESIS_HASH
         self.checked = 0
@@ -193,6 +219,8 @@ class ChainVerifier:
         else:
             self._fail(seq, f"row {seq} was altered (its contents do not match its hash)")
             return
+        if self.oldest_at is None:
+            self.oldest_at = row["occurred_at"]
         self.checked += 1
         self.expected_seq += 1
         self.prev_hash = row["row_hash"]
@@ -221,6 +249,7 @@ class ChainVerifier:
                     problem=f"rows {self.checked + 1} to {anchor.seq} are missing (the outside "
                     f"anchor of {at} records seq {anchor.seq}; the trail ends at seq "
                     f"{self.checked})",
+                    anchor=anchor,
                 )
             if not hmac.compare_digest(self.anchored_hash or "", anchor.row_hash):
                 return ChainReport(
@@ -228,8 +257,22 @@ class ChainVerifier:
                     ok=False,
                     seq=anchor.seq,
                     problem=f"row {anchor.seq} does not match the outside anchor of {at}",
+                    anchor=anchor,
                 )
-        return ChainReport(checked=self.checked, ok=True, anchor=anchor)
+            return ChainReport(checked=self.checked, ok=True, anchor=anchor)
+        if self.oldest_at is None:
+            return ChainReport(checked=0, ok=True)  # nothing written, nothing to anchor
+        since = _timestamp(self.oldest_at)
+        if self.now - self.oldest_at >= ANCHOR_EXPECTED_WITHIN:
+            minutes = int(ANCHOR_EXPECTED_WITHIN.total_seconds() // 60)
+            return ChainReport(
+                checked=self.checked,
+                ok=False,
+                problem=f"the trail holds events since {since}, which the anchor job should "
+                f"have anchored within {minutes} minutes",
+                anchor_gap="missing",
+            )
+        return ChainReport(checked=self.checked, ok=True, anchor_gap="pending")
 
 
 def _is_seal(row: Mapping[str, Any], *, legacy_rows: int) -> bool:
@@ -238,3 +281,52 @@ def _is_seal(row: Mapping[str, Any], *, legacy_rows: int) -> bool:
         and row["subject_type"] == SEAL_SUBJECT_TYPE
         and row["after"] == seal_payload(legacy_rows)
     )
+
+
+class LegacySealCheck:
+    """Whether a trail may be sealed (`infusion audit seal-legacy`): feed every row in seq
+    order, then `refusal()` is None or the one sentence why not.
+
+    Only a trail written entirely before the key may be sealed: every row a linked, unedited
+    plain-sha256 row. A trail that holds any row keyed with our key, or a seal, was keyed
+    already; a plain-sha256 trail then can only be a rewrite by someone without the key, and
+    sealing it would bless the forgery.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        # The chain rules (no gaps, each row linked, legacy hashes match) are the verifier's.
+        self.chain = ChainVerifier(key, anchor=None, now=datetime.now(UTC))
+        self._refusal: str | None = None
+
+    def feed(self, rows: Iterable[Mapping[str, Any]]) -> bool:
+        """Returns False once the trail is known not to be sealable."""
+        for row in rows:
+            if self._refusal is not None:
+                return False
+            if row["action"] == SEAL_ACTION:
+                self._refusal = (
+                    f"the audit trail was keyed already (row {row['seq']} is its "
+                    f"{SEAL_ACTION} seal); it cannot be sealed again"
+                )
+            elif hmac.compare_digest(row_hash(row, self.key), row["row_hash"]):
+                self._refusal = (
+                    f"the audit trail was keyed already (row {row['seq']} carries a keyed "
+                    "hash); only a trail written entirely before the key can be sealed"
+                )
+            elif not self.chain.feed([row]):
+                report = self.chain.report()
+                self._refusal = (
+                    f"the audit trail cannot be sealed, it is broken at seq {report.seq}: "
+                    f"{report.problem}"
+                )
+        return self._refusal is None
+
+    def refusal(self) -> str | None:
+        if self._refusal is None and self.chain.checked == 0:
+            return "the audit trail is empty: there is nothing to seal (new events are keyed)"
+        return self._refusal
+
+    @property
+    def legacy_rows(self) -> int:
+        return self.chain.checked

@@ -9,22 +9,27 @@ from typing import Any
 import structlog
 
 from core import db
-from core.audit.anchor import AnchorFileError, read_last
+from core.audit.anchor import AnchorFileError, append, has_entries, locked, read_last
 from core.audit.keys import chain_key, current_settings
 from core.audit.model import (
     GENESIS_HASH,
     SEAL_ACTION,
     SEAL_SUBJECT_TYPE,
+    Anchor,
     ChainReport,
     ChainVerifier,
+    LegacySealCheck,
     canonical_json,
-    legacy_row_hash,
     normalise_payload,
     row_hash,
     seal_payload,
 )
 from core.clock import utcnow
+from core.errors import InfusionError
+from core.logging import get_logger
 from core.settings import Settings
+
+log = get_logger(__name__)
 
 # Serialises appends so each row sees the true previous hash. Taken only when the unit of work
 # writes its buffered events, just before COMMIT, so it is held for milliseconds and never
@@ -124,11 +129,13 @@ async def verify_chain(settings: Settings | None = None) -> ChainReport:
         # already committed, never one this read could miss.
         anchor = read_last(config.audit_anchor_file)
     except AnchorFileError as exc:
-        return ChainReport(checked=0, ok=False, problem=exc.message)
-    verifier = ChainVerifier(chain_key(config), anchor=anchor)
+        # The path goes to the log; the report (which the API returns) does not name it.
+        log.warning("audit.anchor_unreadable", path=str(exc.path), problem=exc.predicate)
+        return ChainReport(checked=0, ok=False, problem=exc.predicate, anchor_gap="unreadable")
+    verifier = ChainVerifier(chain_key(config), anchor=anchor, now=utcnow())
     after_seq = 0
     while True:
-        rows = await _rows_after(after_seq, VERIFY_BATCH)
+        rows = await rows_after(after_seq, VERIFY_BATCH)
         if not rows:
             break
         if not verifier.feed(rows):
@@ -137,7 +144,8 @@ async def verify_chain(settings: Settings | None = None) -> ChainReport:
     return verifier.report()
 
 
-async def _rows_after(after_seq: int, limit: int) -> list[dict[str, Any]]:
+async def rows_after(after_seq: int, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` rows after `after_seq`, in seq order, as the hash reads them."""
     rows = await db.fetch(
         "SELECT seq, occurred_at, actor, action, subject_type, subject_id, before::text,"
         " after::text, reason, request_id, prev_hash, row_hash FROM audit_event"
@@ -151,34 +159,54 @@ async def _rows_after(after_seq: int, limit: int) -> list[dict[str, Any]]:
     return rows
 
 
-async def seal_legacy_chain() -> int | None:
-    """Close a trail written before the chain was keyed with one keyed row; returns how many
-    old rows it closed (None when there was nothing to seal).
+class SealRefused(InfusionError):
+    code = "audit_seal_refused"
+    status = 409
 
-    Run by `infusion migrate`. Old rows stay exactly as written (rewriting evidence would be
-    tampering); the seal's prev_hash is the last old hash and it names how many old rows it
-    closes, so from now on the keyed chain vouches for them. Nothing happens when the trail
-    is empty or its newest row is already keyed.
+
+async def seal_legacy_chain(*, actor: str, settings: Settings | None = None) -> int:
+    """Close a trail written before the chain was keyed with one keyed row, and anchor it;
+    returns how many old rows it closed. Raises SealRefused (nothing written) otherwise.
+
+    Run only by `infusion audit seal-legacy`, once, by an operator who upgraded a database
+    from before the key; never automatically. A plain-sha256 trail is what anyone with
+    database access but without the key can write, so sealing one that was keyed before would
+    bless a rewrite: refused when any row is keyed or a seal (LegacySealCheck), and when the
+    outside anchor file holds anything (only a keyed chain is ever anchored). Old rows stay
+    exactly as written (rewriting evidence would be tampering); the seal's prev_hash is the
+    last old hash and it names how many old rows it closes. The seal is then written to the
+    anchor file at once, so `verify` has its outside anchor without waiting for the worker.
     """
-    key = chain_key()
+    config = current_settings(settings)
+    path = config.audit_anchor_file
+    key = chain_key(config)
+    if has_entries(path):
+        raise SealRefused(
+            f"the outside anchor {path} already holds entries, so this trail was keyed and "
+            "anchored before; it cannot be sealed"
+        )
+    check = LegacySealCheck(key)
     async with db.transaction():
+        # Held until COMMIT: no event can be appended between the check and the seal.
         await db.fetch("SELECT pg_advisory_xact_lock({})", AUDIT_LOCK_KEY)
-        last = await db.fetch("SELECT max(seq) AS seq FROM audit_event")
-        if last[0]["seq"] is None:
-            return None
-        [head] = await _rows_after(last[0]["seq"] - 1, 1)
-        if row_hash(head, key) == head["row_hash"]:
-            return None
-        if legacy_row_hash(head) != head["row_hash"]:
-            # Neither keyed with this key nor old-style: a changed INFUSION_AUDIT_KEY or an
-            # edited row. Sealing would hide which; leave it to `infusion audit verify`.
-            return None
-        await record(
-            actor="system",
+        after_seq = 0
+        while rows := await rows_after(after_seq, VERIFY_BATCH):
+            if not check.feed(rows):
+                break
+            after_seq = rows[-1]["seq"]
+        if (refusal := check.refusal()) is not None:
+            raise SealRefused(refusal)
+        seal = await record(
+            actor=actor,
             action=SEAL_ACTION,
             subject_type=SEAL_SUBJECT_TYPE,
             subject_id="chain",
-            after=seal_payload(head["seq"]),
+            after=seal_payload(check.legacy_rows),
             reason="audit chain keyed with HMAC-SHA256; earlier rows keep their sha256 hashes",
         )
-        return int(head["seq"])
+    anchor = Anchor(seq=seal.row["seq"], row_hash=seal.row["row_hash"], at=utcnow())
+    with locked(path):
+        if has_entries(path):  # the worker anchored the seal meanwhile
+            return check.legacy_rows
+        append(path, anchor)
+    return check.legacy_rows

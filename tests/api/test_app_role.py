@@ -18,7 +18,11 @@ from core.audit.jobs import anchor_head
 from core.settings import Settings
 from tests.api.test_auth_support import audit_events, logged_in_client, login, make_user
 from tests.fixtures import ServedApp, serve_app
-from tests.integration.test_audit_integrity import as_owner_without_trigger
+from tests.integration.test_audit_integrity import (
+    add_old_events,
+    all_rows,
+    as_owner_without_trigger,
+)
 from tests.integration.test_audit_roles import PASSWORD, drop_role, dsn_as
 from tests.servers import ROOT
 
@@ -69,8 +73,8 @@ async def test_sign_ins_are_audited_by_the_app_role_and_the_chain_verifies(serve
         "ok": True,
         "checked": 2,
         "seq": None,
-        "message": "audit trail intact: 2 event(s) checked; no outside anchor to check the "
-        "newest rows against",
+        "message": "audit trail intact: 2 event(s) checked; the outside anchor is not yet "
+        "written (the trail is younger than 10 minutes)",
         "anchored_seq": None,
     }
     events = [(e["actor"], e["action"]) for e in await audit_events()]
@@ -90,7 +94,45 @@ async def test_verify_reports_newest_rows_deleted_behind_the_anchor(served):
     finally:
         await client.aclose()
     body = response.json()
-    assert (response.status_code, body["ok"], body["checked"], body["seq"]) == (200, False, 2, 3)
+    # anchored_seq names the anchor whose check failed.
+    assert (
+        response.status_code,
+        body["ok"],
+        body["checked"],
+        body["seq"],
+        body["anchored_seq"],
+    ) == (200, False, 2, 3, 3)
     assert body["message"].startswith(
         "audit trail broken at seq 3: rows 3 to 3 are missing (the outside anchor of "
     )
+
+
+async def test_verify_without_the_anchor_on_an_old_trail_fails_and_hides_the_path(served):
+    http, settings = served
+    await add_old_events(1)
+    await make_user("ada", "admin")
+    client = await logged_in_client(str(http.base_url), "ada")
+    try:
+        missing = (await client.get("/api/audit/verify")).json()
+        settings.audit_anchor_file.write_text("not an anchor\n")
+        unreadable = (await client.get("/api/audit/verify")).json()
+    finally:
+        await client.aclose()
+    since = (await all_rows())[0]["occurred_at"].isoformat(timespec="microseconds")
+    assert missing == {
+        "ok": False,
+        "checked": 2,
+        "seq": None,
+        "message": "audit trail not verified: the outside anchor is missing; the newest rows "
+        f"cannot be checked (the trail holds events since {since}, which the anchor job should "
+        "have anchored within 10 minutes)",
+        "anchored_seq": None,
+    }
+    assert unreadable == {
+        "ok": False,
+        "checked": 0,
+        "seq": None,
+        "message": "audit trail not verified: the outside anchor does not end with an anchor line",
+        "anchored_seq": None,
+    }
+    assert str(settings.audit_anchor_file.parent) not in str(unreadable)

@@ -9,11 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.audit.model import (
+    ANCHOR_EXPECTED_WITHIN,
     GENESIS_HASH,
     SEAL_ACTION,
     SEAL_SUBJECT_TYPE,
     Anchor,
     ChainVerifier,
+    LegacySealCheck,
     derive_audit_key,
     legacy_row_hash,
     normalise_payload,
@@ -53,7 +55,7 @@ def make_chain(n: int, *, start: list[dict] | None = None, legacy: bool = False)
 
 
 def seal(rows: list[dict]) -> list[dict]:
-    """What `infusion migrate` appends after rows hashed with plain sha256."""
+    """What `infusion audit seal-legacy` appends after rows hashed with plain sha256."""
     row = dict(event(len(rows) + 1, rows[-1]["row_hash"]))
     row.update(
         actor="system",
@@ -67,8 +69,14 @@ def seal(rows: list[dict]) -> list[dict]:
     return [*rows, row]
 
 
-def verify(rows: list[dict], *, key: bytes = KEY, anchor: Anchor | None = None):
-    verifier = ChainVerifier(key, anchor=anchor)
+def verify(
+    rows: list[dict],
+    *,
+    key: bytes = KEY,
+    anchor: Anchor | None = None,
+    now: datetime = T0 + timedelta(minutes=5),
+):
+    verifier = ChainVerifier(key, anchor=anchor, now=now)
     verifier.feed(rows)
     return verifier.report()
 
@@ -77,12 +85,16 @@ def test_an_untouched_chain_is_intact():
     report = verify(make_chain(5))
     assert (report.ok, report.checked) == (True, 5)
     assert report.sentence() == (
-        "audit trail intact: 5 event(s) checked; no outside anchor to check the newest rows against"
+        "audit trail intact: 5 event(s) checked; the outside anchor is not yet written (the "
+        "trail is younger than 10 minutes)"
     )
 
 
 def test_an_empty_chain_is_intact():
-    assert verify([]).sentence().startswith("audit trail intact: 0 event(s) checked;")
+    assert verify([]).sentence() == (
+        "audit trail intact: 0 event(s) checked; the trail is empty, so there is no outside "
+        "anchor yet"
+    )
 
 
 def test_an_altered_reason_names_its_row():
@@ -325,3 +337,88 @@ def test_a_line_that_is_not_an_anchor_is_refused():
     ):
         with pytest.raises(ValueError, match="not an audit anchor line"):
             Anchor.parse(line)
+
+
+def test_a_report_that_failed_its_anchor_names_that_anchor():
+    rows = make_chain(3)
+    for anchor in (anchor_of(rows[2]), Anchor(seq=2, row_hash="f" * 64, at=T0)):
+        report = verify(rows[:2] if anchor.seq == 3 else rows, anchor=anchor)
+        assert (report.ok, report.anchor) == (False, anchor)
+
+
+# ------------------------------------------------------ no anchor where there should be one
+
+
+def test_a_trail_older_than_ten_anchor_runs_without_an_anchor_is_not_verified():
+    rows = make_chain(3)  # the first event at T0 + 1 min
+    report = verify(rows, now=T0 + timedelta(minutes=11))
+    assert (report.ok, report.checked, report.seq, report.anchor_gap) == (False, 3, None, "missing")
+    text = (
+        "audit trail not verified: the outside anchor{} is missing; the newest rows cannot be "
+        "checked (the trail holds events since 2026-03-01T09:31:00.000000+00:00, which the "
+        "anchor job should have anchored within 10 minutes)"
+    )
+    assert report.sentence() == text.format("")
+    assert report.sentence("/srv/anchor.jsonl") == text.format(" /srv/anchor.jsonl")
+
+
+def test_a_trail_younger_than_ten_minutes_passes_and_says_its_anchor_is_not_yet_written():
+    report = verify(make_chain(3), now=T0 + timedelta(minutes=10, seconds=59))
+    assert (report.ok, report.anchor_gap) == (True, "pending")
+    assert report.sentence("/srv/a") == (
+        "audit trail intact: 3 event(s) checked; the outside anchor /srv/a is not yet written "
+        "(the trail is younger than 10 minutes)"
+    )
+
+
+def test_the_age_that_needs_an_anchor_is_ten_minutes():
+    assert timedelta(minutes=10) == ANCHOR_EXPECTED_WITHIN
+    assert not verify(make_chain(1), now=T0 + timedelta(minutes=11)).ok
+
+
+# ------------------------------------------------------------ which trails may be sealed
+
+
+def seal_refusal(rows: list[dict]) -> str | None:
+    check = LegacySealCheck(KEY)
+    check.feed(rows)
+    return check.refusal()
+
+
+def test_a_trail_written_entirely_before_the_key_may_be_sealed():
+    check = LegacySealCheck(KEY)
+    assert check.feed(make_chain(4, legacy=True))
+    assert (check.refusal(), check.legacy_rows) == (None, 4)
+
+
+def test_an_empty_trail_has_nothing_to_seal():
+    assert seal_refusal([]) == (
+        "the audit trail is empty: there is nothing to seal (new events are keyed)"
+    )
+
+
+def test_a_trail_with_a_keyed_row_is_never_sealed():
+    # A keyed trail whose newest rows were rewritten in sha256 by someone without the key.
+    rows = make_chain(2, start=make_chain(2), legacy=True)
+    assert seal_refusal(rows) == (
+        "the audit trail was keyed already (row 1 carries a keyed hash); only a trail written "
+        "entirely before the key can be sealed"
+    )
+
+
+def test_a_trail_holding_a_seal_is_never_sealed_again():
+    rows = seal(make_chain(2, legacy=True))
+    rows[2]["row_hash"] = legacy_row_hash(rows[2])  # the seal re-hashed without the key
+    assert seal_refusal(rows) == (
+        "the audit trail was keyed already (row 3 is its audit.chain_keyed seal); it cannot be "
+        "sealed again"
+    )
+
+
+def test_a_broken_legacy_trail_is_not_sealed():
+    rows = make_chain(3, legacy=True)
+    rows[1]["reason"] = "edited"
+    assert seal_refusal(rows) == (
+        "the audit trail cannot be sealed, it is broken at seq 2: row 2 was altered (its "
+        "contents do not match its hash)"
+    )
