@@ -162,6 +162,7 @@ async def create_user(
         password_changed_at=now,
         credentials_changed_at=now,
         must_change_password=must_change_password,
+        created_by=requested_by,
     )
     # Two creates of one name can both pass the check above; the unique index decides, and
     # ON CONFLICT turns the loser into a 409 instead of an aborted transaction and a 500.
@@ -358,13 +359,18 @@ async def set_password(
     user.password_hash = password_hash
     user.password_changed_at = utcnow()
     user.must_change_password = must_change_password
-    await User.update(
-        {
-            User.password_hash: user.password_hash,
-            User.password_changed_at: user.password_changed_at,
-            User.must_change_password: must_change_password,
-        }
-    ).where(User.id == user.id)
+    values = {
+        User.password_hash: user.password_hash,
+        User.password_changed_at: user.password_changed_at,
+        User.must_change_password: must_change_password,
+    }
+    if acting_user_id is not None:
+        # An admin's reset: they know the password, so for the two-person rule the account
+        # comes from them. The owner's change that follows does not clear it: whoever set the
+        # password could have made that change too (core.identity.role_grants.provenance).
+        user.password_set_by = acting_user_id
+        values[User.password_set_by] = acting_user_id
+    await User.update(values).where(User.id == user.id)
     await record(
         actor=actor,
         action="user.password_set",
