@@ -424,7 +424,8 @@ async def verify_password_change(
     """Before a staff member changes their own password (with no transaction open): they must
     prove the current one, and the new one must pass the policy. Guesses at the current one
     count against the same login limit, so a borrowed session cannot be used to find the
-    password. The edge then calls `set_password` in its transaction."""
+    password, and each wrong one is audited (`user.password_change_failed`). The edge then
+    calls `set_password` in its transaction."""
     _refuse_inside_transaction("verify_password_change()")
     user = await get_user(user_id)
     throttle = _login_throttle(settings)
@@ -432,6 +433,19 @@ async def verify_password_change(
     if refusal is not None:
         raise _rate_limited(refusal)
     if not await verify_password_async(user.password_hash, current_password):
+        # An attempt at unauthorised use like a failed sign-in (21 CFR 11.300(d)): a borrowed
+        # session guessing its owner's password. Its own transaction (none is open here), as
+        # the request's answer is a refusal; never the password.
+        log.warning("auth.password_change_failed", user_id=user.id, client=client)
+        async with db.transaction():
+            await record(
+                actor=f"user:{user.id}",
+                action="user.password_change_failed",
+                subject_type="user",
+                subject_id=user.id,
+                after={"client": client},
+                reason="wrong current password",
+            )
         raise IdentityPolicyError("The current password is not correct.")
     await throttle.succeeded(redis, user.username, client)
     if new_password == current_password:
