@@ -8,7 +8,8 @@ An admin cannot change their own roles or active flag, nor reset their own passw
 
 Two-person rule (core.identity.role_grants): creating an account or setting roles with admin
 or pharmacist opens a request per privileged role; the account holds that role only once
-another admin approves it under `/api/users/role-requests`. A password set here (a new
+another admin, independent of the requester (core.identity.role_grants.check_independent),
+approves it under `/api/users/role-requests`. A password set here (a new
 account's, or a reset) must be changed by its owner at the next sign-in.
 """
 
@@ -225,8 +226,11 @@ class UsersController(Controller):
         "/role-requests/{request_id:int}/approve",
         operation_id="approveRoleRequest",
         summary="Approve another admin's request: the account gets the role",
-        description="403 own_role_request for the admin who asked, and own_account for the "
-        "person the role is for; 409 when already decided; 422 when the account is inactive.",
+        description="403 own_role_request for the admin who asked, own_account for the "
+        "person the role is for, and approver_not_independent when the approver's account "
+        "comes from the requester's or the other way round (created it, reset its password "
+        "or asked for its admin role); 409 when already decided; 422 when the account is "
+        "inactive.",
         before_request=require_json,
         status_code=HTTP_200_OK,
     )

@@ -53,6 +53,14 @@ class OwnGrantRequestError(PermissionDeniedError):
     code = "own_role_request"
 
 
+class ApproverNotIndependentError(PermissionDeniedError):
+    """Two-person rule: the approver's account comes from the requester, or the requester's
+    from the approver (created, password set, admin role asked for), so the two may be one
+    person (403)."""
+
+    code = "approver_not_independent"
+
+
 class GrantRequestDecidedError(ConflictError):
     """The request was approved or rejected already (409)."""
 

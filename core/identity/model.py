@@ -92,9 +92,10 @@ def check_password(
 ) -> None:
     """NIST SP 800-63B 5.1.1.2 for a password a person chooses (or an admin sets):
 
-    - 12 to 1024 characters, any characters but control characters (a NUL or an escape
-      sequence cannot be typed at a sign-in form and garbles terminals and logs); spaces and
-      every other Unicode character are allowed;
+    - 12 to 1024 characters, at least 12 of them once surrounding whitespace (any Unicode
+      space) is stripped, and not whitespace only; any characters but control characters (a
+      NUL or an escape sequence cannot be typed at a sign-in form and garbles terminals and
+      logs); spaces inside and every other Unicode character are allowed;
     - no composition rules (no "one digit, one capital"): they make passwords harder to
       remember without making them harder to guess;
     - not a known common or breached password: `common` holds them lower-cased
@@ -109,7 +110,18 @@ def check_password(
         raise IdentityPolicyError(f"A password must be at least {PASSWORD_MIN} characters long.")
     if len(password) > PASSWORD_MAX:
         raise IdentityPolicyError(f"A password must be at most {PASSWORD_MAX} characters long.")
-    folded = password.strip().lower()
+    # The other checks compare the password without surrounding spaces (a pasted password
+    # often carries some), so the minimum counts what is left: twelve spaces, or two letters
+    # and ten spaces, are not twelve characters anyone has to guess. Spaces inside stay.
+    core = password.strip()
+    if not core:
+        raise IdentityPolicyError("A password must not be made of spaces only.")
+    if len(core) < PASSWORD_MIN:
+        raise IdentityPolicyError(
+            f"A password must be at least {PASSWORD_MIN} characters long, not counting spaces "
+            "at the start or end."
+        )
+    folded = core.lower()
     name = username.strip().lower()
     if folded == name:
         raise IdentityPolicyError("A password must not be the same as the username.")
@@ -197,7 +209,27 @@ def _one_line_label(raw: str, *, what: str, missing: str, max_len: int) -> str:
     return name
 
 
+# Zero-width non-joiner and joiner are format characters too, but Persian, Hindi and other
+# scripts need them to spell names correctly; neither reorders or hides text.
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def has_format_characters(text: str) -> bool:
+    """True when `text` holds an invisible format character (Unicode category Cf) other than
+    the joiners: bidi overrides and isolates (U+202A-202E, U+2066-2069), marks (U+200E/F),
+    zero-width spaces, soft hyphens, tags."""
+    return any(unicodedata.category(ch) == "Cf" and ch not in _JOINERS for ch in text)
+
+
 def normalise_display_name(raw: str) -> str:
+    """The printed name on e-signatures and labels (21 CFR 11.50): besides the label rules,
+    no invisible format characters, or a right-to-left override could make "Dr Amy Lee"
+    display as another name than the one stored and signed."""
+    if has_format_characters(raw):
+        raise IdentityPolicyError(
+            "A display name must not contain invisible formatting characters, such as "
+            "right-to-left overrides."
+        )
     return _one_line_label(
         raw,
         what="A display name",

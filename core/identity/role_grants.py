@@ -7,7 +7,8 @@ admin + pharmacist, sign in as it and grant the same to themself: separation of 
 (product verified by a pharmacist who did not do the work) would rest on one person.
 
 Who may decide: any active admin other than the requester and other than the person the role
-is for. The requester may withdraw (reject) their own request. Every step is audited. The demo
+is for, whose account is independent of the requester's (`check_independent`). The requester
+may withdraw (reject) their own request. Every step is audited. The demo
 seed and `infusion users create` on the server's shell grant roles at once: whoever runs
 commands on the server already holds the database, and the first admin has to come from
 somewhere.
@@ -22,6 +23,7 @@ from collections.abc import Iterable
 from core.audit.services import record
 from core.clock import utcnow
 from core.identity.errors import (
+    ApproverNotIndependentError,
     GrantRequestDecidedError,
     GrantRequestNotFoundError,
     IdentityPolicyError,
@@ -37,6 +39,16 @@ STATES = (PENDING, APPROVED, REJECTED)
 OWN_REQUEST = "You asked for this role; another admin must approve it (two-person rule)."
 OWN_GRANT = "You cannot approve a role for your own account; another admin must."
 REQUEST_FOR_SELF = "You cannot ask for roles for your own account; another admin must."
+APPROVER_FROM_REQUESTER = (
+    "You cannot approve this: the admin who asked created your account, set its password or "
+    "asked for its admin role (directly or through an account they made), so they could be "
+    "acting as you; a different admin must approve."
+)
+REQUESTER_FROM_APPROVER = (
+    "You cannot approve this: you created the requester's account, set its password or asked "
+    "for its admin role (directly or through an account you made), so the request could be "
+    "your own; a different admin must approve."
+)
 
 
 def request_snapshot(request: RoleGrantRequest) -> dict[str, object]:
@@ -142,6 +154,45 @@ async def pending_roles(user_ids: Iterable[int]) -> dict[int, list[str]]:
     }
 
 
+async def provenance(user_id: int) -> set[int]:
+    """The accounts `user_id`'s account comes from, followed back as far as they go: who
+    created it through the API (`created_by`), who last reset its password
+    (`password_set_by`), who asked for its admin role (approved requests). Each of them knew
+    a password to sign in as it, or put it in charge, so each may be acting through it.
+
+    One query per generation; a cycle ends the walk. NULL (the shell, the demo seed, an
+    account made before this was recorded) has no parent: the shell is the rule's exception.
+    """
+    found: set[int] = set()
+    frontier = {user_id}
+    while frontier:
+        accounts = await User.select(User.created_by, User.password_set_by).where(
+            User.id.is_in(list(frontier))
+        )
+        granters = (
+            await RoleGrantRequest.select(RoleGrantRequest.requested_by)
+            .where(RoleGrantRequest.user.is_in(list(frontier)))
+            .where(RoleGrantRequest.role == Role.admin.value)
+            .where(RoleGrantRequest.state == APPROVED)
+        )
+        parents = {row[key] for row in accounts for key in ("created_by", "password_set_by")}
+        parents |= {row["requested_by"] for row in granters}
+        frontier = {parent for parent in parents if parent is not None} - found - {user_id}
+        found |= frontier
+    return found
+
+
+async def check_independent(*, requested_by: int, decided_by: int) -> None:
+    """Refuse an approval when requester and approver may be one person: either account
+    comes, directly or down a chain, from the other (`provenance`). Without this, admin A
+    makes an account with admin + pharmacist, a second admin approves the admin grant, A
+    signs in with the password A set, and that account approves everything A asks for."""
+    if requested_by in await provenance(decided_by):
+        raise ApproverNotIndependentError(APPROVER_FROM_REQUESTER)
+    if decided_by in await provenance(requested_by):
+        raise ApproverNotIndependentError(REQUESTER_FROM_APPROVER)
+
+
 async def _lock_pending(request_id: int) -> RoleGrantRequest:
     await lock_accounts()
     request = (
@@ -194,6 +245,7 @@ async def approve_request(
         raise OwnGrantRequestError(OWN_REQUEST)
     if _id(request.user) == decided_by:
         raise OwnAccountError(OWN_GRANT)
+    await check_independent(requested_by=_id(request.requested_by), decided_by=decided_by)
     user = await User.objects().where(User.id == _id(request.user)).lock_rows("UPDATE").first()
     if user is None or not user.is_active:
         raise IdentityPolicyError(

@@ -162,6 +162,7 @@ async def create_user(
         password_changed_at=now,
         credentials_changed_at=now,
         must_change_password=must_change_password,
+        created_by=requested_by,
     )
     # Two creates of one name can both pass the check above; the unique index decides, and
     # ON CONFLICT turns the loser into a 409 instead of an aborted transaction and a 500.
@@ -358,13 +359,18 @@ async def set_password(
     user.password_hash = password_hash
     user.password_changed_at = utcnow()
     user.must_change_password = must_change_password
-    await User.update(
-        {
-            User.password_hash: user.password_hash,
-            User.password_changed_at: user.password_changed_at,
-            User.must_change_password: must_change_password,
-        }
-    ).where(User.id == user.id)
+    values = {
+        User.password_hash: user.password_hash,
+        User.password_changed_at: user.password_changed_at,
+        User.must_change_password: must_change_password,
+    }
+    if acting_user_id is not None:
+        # An admin's reset: they know the password, so for the two-person rule the account
+        # comes from them. The owner's change that follows does not clear it: whoever set the
+        # password could have made that change too (core.identity.role_grants.provenance).
+        user.password_set_by = acting_user_id
+        values[User.password_set_by] = acting_user_id
+    await User.update(values).where(User.id == user.id)
     await record(
         actor=actor,
         action="user.password_set",
@@ -418,7 +424,8 @@ async def verify_password_change(
     """Before a staff member changes their own password (with no transaction open): they must
     prove the current one, and the new one must pass the policy. Guesses at the current one
     count against the same login limit, so a borrowed session cannot be used to find the
-    password. The edge then calls `set_password` in its transaction."""
+    password, and each wrong one is audited (`user.password_change_failed`). The edge then
+    calls `set_password` in its transaction."""
     _refuse_inside_transaction("verify_password_change()")
     user = await get_user(user_id)
     throttle = _login_throttle(settings)
@@ -426,6 +433,19 @@ async def verify_password_change(
     if refusal is not None:
         raise _rate_limited(refusal)
     if not await verify_password_async(user.password_hash, current_password):
+        # An attempt at unauthorised use like a failed sign-in (21 CFR 11.300(d)): a borrowed
+        # session guessing its owner's password. Its own transaction (none is open here), as
+        # the request's answer is a refusal; never the password.
+        log.warning("auth.password_change_failed", user_id=user.id, client=client)
+        async with db.transaction():
+            await record(
+                actor=f"user:{user.id}",
+                action="user.password_change_failed",
+                subject_type="user",
+                subject_id=user.id,
+                after={"client": client},
+                reason="wrong current password",
+            )
         raise IdentityPolicyError("The current password is not correct.")
     await throttle.succeeded(redis, user.username, client)
     if new_password == current_password:

@@ -23,6 +23,24 @@ class User(Table, tablename="app_user"):
         help_text="Password change, reset or deactivation: sessions and tokens from before it "
         "are void"
     )
+    # Provenance for the two-person rule (core.identity.role_grants): whoever made the
+    # account, or set its password, knew a password that let them sign in as it.
+    created_by = ForeignKey(
+        "self",
+        on_delete=OnDelete.restrict,
+        null=True,
+        default=None,
+        help_text="The admin who created the account through the API; NULL: the server's "
+        "shell, the demo seed, or unknown (made before this was recorded)",
+    )
+    password_set_by = ForeignKey(
+        "self",
+        on_delete=OnDelete.restrict,
+        null=True,
+        default=None,
+        help_text="The admin whose reset last set the password; an owner's own change after "
+        "it does not clear it (whoever set it could have made that change)",
+    )
 
 
 class ApiToken(Table, tablename="api_token"):

@@ -224,3 +224,168 @@ async def test_approval_is_refused_for_a_deactivated_account(admins):
         "The account is inactive: reject this request, or reactivate the account first."
     )
     assert await roles_of("b.sock") == []
+
+
+APPROVER_FROM_REQUESTER = (
+    "You cannot approve this: the admin who asked created your account, set its password or "
+    "asked for its admin role (directly or through an account they made), so they could be "
+    "acting as you; a different admin must approve."
+)
+REQUESTER_FROM_APPROVER = (
+    "You cannot approve this: you created the requester's account, set its password or asked "
+    "for its admin role (directly or through an account you made), so the request could be "
+    "your own; a different admin must approve."
+)
+
+
+async def take_over(base_url: str, username: str, password: str) -> httpx.AsyncClient:
+    """Sign in with a password someone else set and do the forced change, as its setter can."""
+    client = httpx.AsyncClient(base_url=base_url, timeout=10)
+    assert (await login(client, username, password)).status_code == 200
+    changed = await client.post(
+        "/api/auth/password",
+        json={"current_password": password, "new_password": f"{username} is mine now"},
+    )
+    assert changed.status_code == 204, changed.text
+    return client
+
+
+def request_ids(requests: list[dict], username_id: int) -> dict[str, int]:
+    return {r["role"]: r["id"] for r in requests if r["user_id"] == username_id}
+
+
+async def approvals() -> list[tuple[str, int]]:
+    return [
+        (e["action"], e["subject_id"])
+        for e in await audit_events()
+        if e["action"] in {"role_grant.approved", "user.role_granted"}
+    ]
+
+
+async def test_an_account_the_requester_made_cannot_approve_their_requests(admins, served_app):
+    """The walk-around: A makes mallory with admin + pharmacist; C approves only the admin
+    grant; A signs in as mallory with the password A set, does the forced change, and has
+    mallory approve A's next account, yvette, with admin + pharmacist."""
+    a, c = admins
+    mallory = (await a.post("/api/users", json={**SOCK_PUPPET, "username": "mallory"})).json()
+    admin_grant = request_ids(await pending(a), mallory["id"])["admin"]
+    assert (
+        await c.post(f"/api/users/role-requests/{admin_grant}/approve", json={})
+    ).status_code == 200
+    m = await take_over(served_app.url, "mallory", SOCK_PUPPET["password"])
+    yvette = (await a.post("/api/users", json={**SOCK_PUPPET, "username": "yvette"})).json()
+    before = await approvals()
+
+    refused = [
+        await m.post(f"/api/users/role-requests/{request_id}/approve", json={})
+        for request_id in request_ids(await pending(a), yvette["id"]).values()
+    ]
+
+    assert [r.status_code for r in refused] == [403, 403]
+    assert without_request_id(refused[0]) == {
+        "type": "about:blank#approver_not_independent",
+        "title": "Forbidden",
+        "status": 403,
+        "detail": APPROVER_FROM_REQUESTER,
+        "code": "approver_not_independent",
+        "instance": refused[0].json()["instance"],
+    }
+    assert await roles_of("yvette") == []
+    assert await roles_of("mallory") == ["admin"]
+    assert await approvals() == before
+    assert len(await pending(a)) == 3  # mallory's pharmacist, yvette's two: all still pending
+    await m.aclose()
+
+
+async def test_nor_may_an_admin_approve_what_their_own_account_asks(admins, served_app):
+    """The same chain the other way, and one link further: A cannot approve what mallory
+    (made by A) asks for; nor can nina, made by mallory, approve what A asks for, even
+    after an honest admin approved nina's admin role."""
+    a, c = admins
+    mallory = (await a.post("/api/users", json={**SOCK_PUPPET, "username": "mallory"})).json()
+    grant = request_ids(await pending(a), mallory["id"])["admin"]
+    await c.post(f"/api/users/role-requests/{grant}/approve", json={})
+    m = await take_over(served_app.url, "mallory", SOCK_PUPPET["password"])
+    nina = (await m.post("/api/users", json={**SOCK_PUPPET, "username": "nina"})).json()
+    nina_grants = request_ids(await pending(a), nina["id"])
+
+    by_a = await a.post(f"/api/users/role-requests/{nina_grants['pharmacist']}/approve", json={})
+
+    assert (by_a.status_code, by_a.json()["code"]) == (403, "approver_not_independent")
+    assert by_a.json()["detail"] == REQUESTER_FROM_APPROVER
+    assert await roles_of("nina") == []
+
+    assert (
+        await c.post(f"/api/users/role-requests/{nina_grants['admin']}/approve", json={})
+    ).status_code == 200
+    n = await take_over(served_app.url, "nina", SOCK_PUPPET["password"])
+    tess = await make_user("tess", "technician")
+    asked = await a.post(f"/api/users/{tess.id}/role-requests", json={"role": "pharmacist"})
+
+    by_nina = await n.post(f"/api/users/role-requests/{asked.json()['id']}/approve", json={})
+
+    assert (by_nina.status_code, by_nina.json()["detail"]) == (403, APPROVER_FROM_REQUESTER)
+    assert await roles_of("tess") == ["technician"]
+    # An independent admin still can.
+    assert (
+        await c.post(f"/api/users/role-requests/{asked.json()['id']}/approve", json={})
+    ).status_code == 200
+    assert await roles_of("tess") == ["technician", "pharmacist"]
+    await m.aclose()
+    await n.aclose()
+
+
+async def test_an_admin_whose_password_the_requester_reset_cannot_approve(admins, served_app):
+    """A resets another admin's password, signs in as them and does the forced change: that
+    account still comes from A, so it cannot approve A's requests."""
+    a, c = admins
+    dee = await make_user("dee", "admin")
+    reset = await a.put(f"/api/users/{dee.id}/password", json={"password": "a reset by ada"})
+    assert reset.status_code == 204
+    d = await take_over(served_app.url, "dee", "a reset by ada")
+    tess = await make_user("tess", "technician")
+    asked = (
+        await a.post(f"/api/users/{tess.id}/role-requests", json={"role": "pharmacist"})
+    ).json()
+
+    response = await d.post(f"/api/users/role-requests/{asked['id']}/approve", json={})
+
+    assert (response.status_code, response.json()["detail"]) == (403, APPROVER_FROM_REQUESTER)
+    assert await roles_of("tess") == ["technician"]
+    [row] = await db.fetch("SELECT password_set_by FROM app_user WHERE id = {}", dee.id)
+    assert row["password_set_by"] == a.user.id
+    by_c = await c.post(f"/api/users/role-requests/{asked['id']}/approve", json={})
+    assert (by_c.status_code, await roles_of("tess")) == (200, ["technician", "pharmacist"])
+    await d.aclose()
+
+
+async def test_an_account_with_a_password_set_by_someone_else_cannot_approve(admins, served_app):
+    """Until its owner chooses their own password, the account may do nothing but that."""
+    a, c = admins
+    dee = await make_user("dee", "admin")
+    await c.put(f"/api/users/{dee.id}/password", json={"password": "a reset by cyd"})
+    tess = await make_user("tess", "technician")
+    asked = (
+        await a.post(f"/api/users/{tess.id}/role-requests", json={"role": "pharmacist"})
+    ).json()
+    d = httpx.AsyncClient(base_url=served_app.url, timeout=10)
+    assert (await login(d, "dee", "a reset by cyd")).status_code == 200
+
+    response = await d.post(f"/api/users/role-requests/{asked['id']}/approve", json={})
+
+    assert (response.status_code, response.json()["code"]) == (403, "password_change_required")
+    assert await roles_of("tess") == ["technician"]
+    await d.aclose()
+
+
+async def test_accounts_made_on_the_shell_are_independent(admins):
+    """The documented exception: created_by NULL (the shell, the seed, accounts made before
+    provenance was recorded) links to nobody."""
+    a, c = admins
+    tess = await make_user("tess", "technician")
+    asked = (await a.post(f"/api/users/{tess.id}/role-requests", json={"role": "admin"})).json()
+
+    response = await c.post(f"/api/users/role-requests/{asked['id']}/approve", json={})
+
+    assert response.status_code == 200
+    assert await roles_of("tess") == ["technician", "admin"]

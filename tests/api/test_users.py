@@ -192,6 +192,18 @@ async def test_duplicate_username_is_409_and_changes_nothing(admin):
         ),
         ({"roles": []}, "A user needs at least one role."),
         ({"display_name": "   "}, "A display name is required."),
+        (
+            {"display_name": "Amy \u202eeeL"},
+            "A display name must not contain invisible formatting characters, such as "
+            "right-to-left overrides.",
+        ),
+        ({"password": " " * 12}, "A password must not be made of spaces only."),
+        ({"password": "\u3000" * 12}, "A password must not be made of spaces only."),
+        (
+            {"password": "q7" + " " * 10},
+            "A password must be at least 12 characters long, not counting spaces at the start "
+            "or end.",
+        ),
     ],
 )
 async def test_policy_violations_are_422_with_a_sentence_and_change_nothing(admin, change, detail):
@@ -377,6 +389,23 @@ async def test_admin_resets_a_password_and_the_users_sessions_end(admin, served_
     assert set(event["after"]) == {"password_changed_at", "must_change_password"}
     assert event["after"]["must_change_password"] is True
     assert event["reason"] == "forgot it"
+    await session.aclose()
+
+
+@pytest.mark.parametrize("password", [" " * 12, "q7" + " " * 10, "\u3000" * 12])
+async def test_a_reset_to_spaces_is_refused_and_changes_nothing(admin, served_app, password):
+    tess = await make_user("tess", "technician")
+    session = await logged_in_client(served_app.url, "tess")
+    events = await audit_events()
+
+    response = await admin.put(f"/api/users/{tess.id}/password", json={"password": password})
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "identity_policy"
+    [row] = await db.fetch("SELECT password_hash FROM app_user WHERE id = {}", tess.id)
+    assert verify_password(row["password_hash"], PASSWORD)
+    assert await audit_events() == events
+    assert (await session.get("/api/auth/me")).status_code == 200
     await session.aclose()
 
 

@@ -104,6 +104,7 @@ password_text = st.text(
 def test_any_password_of_twelve_or_more_characters_is_accepted_unless_a_rule_names_it(pw):
     """No composition rules: whatever its mix of characters, a long enough password passes
     unless it is the username, a service word dressed up, or a repeat or sequence."""
+    assume(len(pw.strip()) >= PASSWORD_MIN)
     assume(pw.strip().lower() != "someone.else")
     letters = re.sub(r"[^a-z]+", "", pw.strip().lower())
     assume(not letters or letters not in {*CONTEXT_WORDS, "someoneelse"})
@@ -284,6 +285,30 @@ def test_display_names_are_trimmed_and_bounded():
         with pytest.raises(IdentityPolicyError) as refused:
             normalise_display_name(raw)
         assert refused.value.message == sentence
+
+
+FORMATTING = (
+    "A display name must not contain invisible formatting characters, such as right-to-left "
+    "overrides."
+)
+
+
+@pytest.mark.parametrize(
+    "character",
+    ["\u202e", "\u202a", "\u2066", "\u2069", "\u200e", "\u200f", "\u061c", "\u200b",
+     "\u2060", "\ufeff", "\u00ad", "\U000e0041"],
+)  # fmt: skip
+def test_display_names_refuse_invisible_format_characters(character):
+    """The printed name on an e-signature must read as it is stored: "Amy \u202eeeL" shows
+    as "Amy Lee"."""
+    with pytest.raises(IdentityPolicyError) as refused:
+        normalise_display_name(f"Amy {character}eeL")
+    assert refused.value.message == FORMATTING
+
+
+def test_display_names_keep_the_joiners_names_are_spelt_with():
+    assert normalise_display_name("Mehr\u200cnaz") == "Mehr\u200cnaz"  # Persian ZWNJ
+    assert normalise_display_name("Ra\u200dj") == "Ra\u200dj"
 
 
 def test_token_names_are_trimmed_and_required():

@@ -47,3 +47,29 @@ def test_the_demo_password_is_accepted_in_development_and_for_the_seed():
 
 def test_an_uncommon_passphrase_passes():
     check_new_password("violet kettle under the stairs", username="tess", environment="production")
+
+
+PADDED = "A password must be at least 12 characters long, not counting spaces at the start or end."
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        (" " * 12, "A password must not be made of spaces only."),
+        ("\u3000" * 12, "A password must not be made of spaces only."),  # ideographic space
+        ("\u00a0" * 6 + " " * 6, "A password must not be made of spaces only."),
+        ("q7" + " " * 10, PADDED),
+        (" " * 10 + "q7", PADDED),
+        ("\u3000" * 4 + "violet k" + "\u3000" * 4, PADDED),
+    ],
+)
+def test_surrounding_whitespace_does_not_count_towards_the_minimum(password, message):
+    assert len(password) >= PASSWORD_MIN
+    with pytest.raises(IdentityPolicyError) as refused:
+        check_new_password(password, username="tess", environment="production")
+    assert refused.value.message == message
+
+
+def test_spaces_inside_a_password_count_and_padding_around_a_long_one_is_fine():
+    check_new_password("violet k  ettle", username="tess", environment="production")
+    check_new_password("  violet kettle xq  ", username="tess", environment="production")
