@@ -439,11 +439,12 @@ async def test_a_run_starting_while_its_work_is_enqueued_again_waits_for_that_co
             await asyncio.sleep(0.02)
         # Still waiting a moment later (this pool's 2 s statement limit bounds the moment).
         await asyncio.sleep(0.7)
-        assert not running.done()
+        waited = not running.done()
     ran = await running
     assert (ran.jobs_complete, ran.jobs_failed) == (1, 0)
     # It saw this transaction's row: nothing enqueued here was lost.
     assert await runs() == ["written", "x saw 1"]
+    assert waited
     [row] = await rows()
     assert (row["job_id"], row["done"], row["attempts"], row["requeues"]) == (
         'tests.contract.counts_written:["x"]',
