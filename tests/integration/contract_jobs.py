@@ -90,6 +90,12 @@ async def counts_written(key: str) -> None:
     await db.fetch("INSERT INTO test_job_run (job_key) VALUES ({})", f"{key} saw {row['n']}")
 
 
+@job("tests.contract.blocks", timeout=30, max_attempts=2)
+async def blocks(key: str) -> None:  # still running when its worker loses Redis
+    await asyncio.sleep(20)
+    await db.fetch("INSERT INTO test_job_run (job_key) VALUES ({})", key)
+
+
 # Calls of collides_once per key; outside the job's transaction, which a retry rolls back.
 COLLISION_CALLS: dict[str, int] = {}
 
@@ -106,4 +112,4 @@ async def collides_once(key: str) -> None:
         )
 
 
-CONTRACT_JOBS = [sleeps, slow_record, bad_value, purchase, counts_written, collides_once]
+CONTRACT_JOBS = [sleeps, slow_record, bad_value, purchase, counts_written, collides_once, blocks]

@@ -22,6 +22,7 @@ from core.queue import arq_job_id, enqueue, sweep_outbox
 from tests.integration import contract_jobs
 from tests.integration.contract_jobs import (
     bad_value,
+    blocks,
     carrier_calls,
     collides_once,
     counts_written,
@@ -500,6 +501,57 @@ async def test_a_run_cancelled_because_the_worker_lost_redis_gets_its_attempt_ba
         True,
         "cancelled: ran past its 1 s time-out, or the worker stopped",
     )
+
+
+async def test_a_supervised_worker_that_loses_redis_mid_run_gives_the_attempt_back(tmp_path):
+    from arq.connections import RedisSettings, create_pool
+    from arq.worker import Worker
+
+    from core.worker_runtime import WorkerSupervisor
+    from tests.api.test_health import RedisProcess
+
+    private = RedisProcess(tmp_path)  # a private server to stop, never the shared one
+    private.start()
+    async with db.transaction():
+        await enqueue(blocks, "b")  # also pushed to the shared Redis, which no worker serves
+    [row] = await rows()
+    pusher = await create_pool(RedisSettings(port=private.port))
+    await pusher.enqueue_job(blocks.name, "b", _job_id=arq_id_of(row))
+    await pusher.aclose()
+
+    def make_worker(pool):
+        return Worker(
+            functions=[blocks.arq_function()],
+            redis_pool=pool,
+            poll_delay=0.05,
+            handle_signals=False,
+        )
+
+    supervisor = WorkerSupervisor(make_worker, RedisSettings(port=private.port))
+    supervising = asyncio.create_task(supervisor.run())
+    try:
+        deadline = time.monotonic() + 15
+        while (await rows())[0]["attempts"] != 1:
+            assert not supervising.done(), supervising.exception()
+            assert time.monotonic() < deadline, "the run never began"
+            await asyncio.sleep(0.05)
+        private.stop()  # mid-run
+        while (await rows())[0]["last_error"] == "":
+            assert not supervising.done(), supervising.exception()
+            assert time.monotonic() < deadline + 15, "the dropped run was never recorded"
+            await asyncio.sleep(0.05)
+    finally:
+        supervisor.stop()
+        await asyncio.wait_for(supervising, 30)
+        private.stop()
+    [row] = await rows()
+    assert (row["attempts"], row["failed"], row["done"], row["last_error"]) == (
+        0,
+        False,
+        False,
+        "interrupted: the worker lost Redis",
+    )
+    assert await runs() == []
 
 
 SWEEP_PAGE = (
