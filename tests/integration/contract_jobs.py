@@ -83,4 +83,33 @@ async def purchase(shipment: str) -> None:
             await db.fetch("INSERT INTO test_job_run (job_key) VALUES ({})", receipt)
 
 
-CONTRACT_JOBS = [sleeps, slow_record, bad_value, purchase]
+@job("tests.contract.counts_written", timeout=10)
+async def counts_written(key: str) -> None:
+    """Records how many 'written' rows it saw: what its enqueuer wrote must be visible."""
+    [row] = await db.fetch("SELECT count(*) AS n FROM test_job_run WHERE job_key = 'written'")
+    await db.fetch("INSERT INTO test_job_run (job_key) VALUES ({})", f"{key} saw {row['n']}")
+
+
+@job("tests.contract.blocks", timeout=30, max_attempts=2)
+async def blocks(key: str) -> None:  # still running when its worker loses Redis
+    await asyncio.sleep(20)
+    await db.fetch("INSERT INTO test_job_run (job_key) VALUES ({})", key)
+
+
+# Calls of collides_once per key; outside the job's transaction, which a retry rolls back.
+COLLISION_CALLS: dict[str, int] = {}
+
+
+@job("tests.contract.collides_once", timeout=10, max_attempts=1)
+async def collides_once(key: str) -> None:
+    COLLISION_CALLS[key] = call = COLLISION_CALLS.get(key, 0) + 1
+    await db.fetch("INSERT INTO test_job_run (job_key) VALUES ({})", f"{key} call {call}")
+    if call == 1:
+        # A real 40001 from PostgreSQL, as a concurrent serialisable transaction would cause.
+        await db.fetch(
+            "DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '40001',"
+            " MESSAGE = 'could not serialize access due to concurrent update'; END $$"
+        )
+
+
+CONTRACT_JOBS = [sleeps, slow_record, bad_value, purchase, counts_written, collides_once, blocks]
