@@ -10,9 +10,9 @@ That reset is one more round trip to PostgreSQL on every release, as costly as t
 itself when the query is `SELECT 1`: it doubled the database work of `/health`, which load
 balancers and monitors call all day (docs/benchmarks.md). A use that provably changed no
 session state may say so (`mark_state_unchanged()`, after it succeeded) and the release skips
-the reset; any other use, and any use that failed or was cancelled, is reset. Only
-`select_one()` says so: it ran one `SELECT 1` on a connection that was itself reset (or fresh)
-when it was acquired.
+the reset; any other use, and any use that failed or was cancelled, is reset. Only the health
+check (`core.db.ping_database`) says so: it ran one `SELECT 1` on a connection that was itself
+reset (or fresh) when it was acquired.
 """
 
 from __future__ import annotations
@@ -49,13 +49,3 @@ async def reset_on_release(connection: Any) -> None:
 def pool_options() -> dict[str, Any]:
     """What `asyncpg.create_pool` (through Piccolo's engine) needs for the above."""
     return {"connection_class": PooledConnection, "reset": reset_on_release}
-
-
-async def select_one(pool: asyncpg.Pool) -> None:
-    """`SELECT 1` on a pooled connection, released without a reset: nothing else ran on it."""
-    async with pool.acquire() as connection:
-        await connection.fetchval("SELECT 1")
-        # A pool opened without pool_options() has plain connections: they are reset as usual.
-        mark = getattr(connection, "mark_state_unchanged", None)
-        if mark is not None:
-            mark()

@@ -12,7 +12,7 @@ import pytest
 
 from core import db
 from core.db import ping_database
-from core.pool import pool_options, select_one
+from core.pool import pool_options
 
 # asyncpg's reset on release (PostgreSQL 15 has every capability it checks), then ours.
 FULL_RESET = "SELECT pg_advisory_unlock_all();\nCLOSE ALL;\nUNLISTEN *;\nRESET ALL;\nDISCARD TEMP;"
@@ -78,6 +78,13 @@ async def one_connection_pool(database):
     )
     yield pool
     await pool.close()
+
+
+async def select_one(pool: asyncpg.Pool) -> None:
+    """What core.db.ping_database does on the product's pool, on a pool of one connection."""
+    async with pool.acquire() as connection:
+        await connection.fetchval("SELECT 1")
+        connection.mark_state_unchanged()
 
 
 async def test_the_health_check_skips_the_reset_and_the_next_use_is_reset(one_connection_pool):
