@@ -19,10 +19,13 @@ own folder plus one line there (docs/architecture.md, "Adding a context").
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import importlib
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from piccolo.conf.apps import AppConfig
 
 from core.web.navigation import NavItem
 
@@ -53,6 +56,22 @@ Seeder = Callable[[SeedReport], Awaitable[None]]
 def piccolo_app_module(package: str) -> str:
     """Where a context's Piccolo `APP_CONFIG` lives: one room, one name, for every context."""
     return f"{package}.piccolo_app"
+
+
+def context_app_config(
+    package: str, app_name: str, tables: Sequence[Any], *, uses: Sequence[str] = ()
+) -> AppConfig:
+    """A context's Piccolo app: its tables, its own migration chain in its
+    `piccolo_migrations/`, and the contexts whose tables its foreign keys may point at (`uses`,
+    along the dependency direction; core always)."""
+    folder = Path(importlib.import_module(package).__file__ or "").parent
+    return AppConfig(
+        app_name=app_name,
+        migrations_folder_path=str(folder / "piccolo_migrations"),
+        table_classes=list(tables),
+        migration_dependencies=[piccolo_app_module(p) for p in ("core", *uses)],
+        commands=[],
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from piccolo.conf.apps import AppConfig
-
 from coldchain.packout.tables import TABLES
+from core.manifest import context_app_config
 
-APP_CONFIG = AppConfig(
-    app_name="packout",
-    migrations_folder_path=str(Path(__file__).parent / "piccolo_migrations"),
-    table_classes=list(TABLES),
-    # The apps whose tables this one's foreign keys may point at (the dependency direction).
-    migration_dependencies=["core.piccolo_app"],
-    commands=[],
-)
+APP_CONFIG = context_app_config("coldchain.packout", "packout", TABLES)

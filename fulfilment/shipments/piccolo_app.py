@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from piccolo.conf.apps import AppConfig
-
+from core.manifest import context_app_config
 from fulfilment.shipments.tables import TABLES
 
-APP_CONFIG = AppConfig(
-    app_name="shipments",
-    migrations_folder_path=str(Path(__file__).parent / "piccolo_migrations"),
-    table_classes=list(TABLES),
-    # The apps whose tables this one's foreign keys may point at (the dependency direction).
-    migration_dependencies=["core.piccolo_app", "fulfilment.carriers.piccolo_app"],
-    commands=[],
+APP_CONFIG = context_app_config(
+    "fulfilment.shipments", "shipments", TABLES, uses=("fulfilment.carriers",)
 )
