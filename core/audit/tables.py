@@ -17,7 +17,7 @@ class AuditEvent(Table, tablename="audit_event"):
     """
 
     seq = BigInt(unique=True, help_text="1, 2, 3… without gaps")
-    occurred_at = Timestamptz()
+    occurred_at = Timestamptz(default=None)  # core.clock, set by record(); never the DB clock
     actor = Varchar(length=100, help_text="user:<id>, token:<id>, system, job:<name>")
     action = Varchar(length=100, help_text="dotted verb, e.g. user.created")
     subject_type = Varchar(length=50)

@@ -13,15 +13,16 @@ class User(Table, tablename="app_user"):
     password_hash = Varchar(length=255, help_text="argon2id")
     roles = Array(Varchar(length=20), help_text="technician, packer, pharmacist, admin")
     is_active = Boolean(default=True)
-    created_at = Timestamptz()
-    password_changed_at = Timestamptz()
+    created_at = Timestamptz(default=None)  # set by the service from core.clock, never the DB clock
+    password_changed_at = Timestamptz(default=None)
     last_login_at = Timestamptz(null=True, default=None)
     must_change_password = Boolean(
         default=False, help_text="Set by an admin's reset: sign-in allows a password change only"
     )
     credentials_changed_at = Timestamptz(
+        default=None,
         help_text="Password change, reset or deactivation: sessions and tokens from before it "
-        "are void"
+        "are void",
     )
     # Provenance for the two-person rule (core.identity.role_grants): whoever made the
     # account, or set its password, knew a password that let them sign in as it.
@@ -50,7 +51,7 @@ class ApiToken(Table, tablename="api_token"):
     name = Varchar(length=100)
     prefix = Varchar(length=16, help_text="First characters, to recognise a token in lists")
     token_hash = Varchar(length=64, unique=True, help_text="HMAC-SHA256 with SECRET_KEY")
-    created_at = Timestamptz()
+    created_at = Timestamptz(default=None)  # set by the service from core.clock, never the DB clock
     expires_at = Timestamptz(null=True, default=None)
     last_used_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
@@ -64,7 +65,7 @@ class RoleGrantRequest(Table, tablename="role_grant_request"):
     role = Varchar(length=20)
     state = Varchar(length=10, default="pending", help_text="pending, approved or rejected")
     requested_by = ForeignKey(User, on_delete=OnDelete.restrict, null=False)
-    requested_at = Timestamptz()
+    requested_at = Timestamptz(default=None)
     reason = Text(default="")
     decided_by = ForeignKey(User, on_delete=OnDelete.restrict, null=True, default=None)
     decided_at = Timestamptz(null=True, default=None)

@@ -83,3 +83,15 @@ async def test_on_commit_needs_a_transaction():
 
     with pytest.raises(RuntimeError, match="needs an open"):
         db.on_commit(hook)
+
+
+async def test_no_column_of_ours_takes_its_time_from_the_database_clock():
+    # Architecture rule 7: times come from core.clock (injectable in tests), never from the
+    # database's now(). Piccolo's own bookkeeping table is not ours.
+    rows = await db.fetch(
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = 'public' AND table_name <> 'migration'"
+        " AND (column_default ILIKE '%now()%' OR column_default ILIKE '%current_timestamp%'"
+        " OR column_default ILIKE '%clock_timestamp%')"
+    )
+    assert rows == []
