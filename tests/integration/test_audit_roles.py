@@ -124,7 +124,8 @@ async def test_the_app_role_reads_and_appends_but_cannot_change_the_trail(as_app
 async def test_the_app_role_may_change_ordinary_tables(as_app):
     await as_app.execute(
         "INSERT INTO app_user (username, display_name, password_hash, roles, is_active,"
-        " created_at, password_changed_at) VALUES ('tess', 'Tess', 'x', '{}', true, now(), now())"
+        " created_at, password_changed_at, credentials_changed_at)"
+        " VALUES ('tess', 'Tess', 'x', '{}', true, now(), now(), now())"
     )
     await as_app.execute("UPDATE app_user SET display_name = 'Tess T.' WHERE username = 'tess'")
     await as_app.execute("SELECT id FROM app_user FOR UPDATE")
