@@ -23,20 +23,8 @@ from core.audit.model import GENESIS_HASH, SEAL_ACTION, legacy_row_hash
 from core.audit.services import record, verify_chain
 from core.clock import FixedClock, set_clock, utcnow
 from core.settings import Settings
+from tests.integration.test_audit import add_events
 from tests.servers import ROOT
-
-
-async def add_events(n: int) -> None:
-    for i in range(1, n + 1):
-        async with db.transaction():
-            await record(
-                actor="user:7",
-                action="shipment.approved",
-                subject_type="shipment",
-                subject_id=i,
-                after={"state": "approved"},
-                reason="checked temperature plan",
-            )
 
 
 async def add_old_events(n: int, *, age: timedelta = timedelta(hours=1)) -> None:

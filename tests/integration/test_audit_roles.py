@@ -15,7 +15,7 @@ from core import db
 from core.db_roles import grant_app_role
 from core.errors import ConfigurationError
 from core.settings import Settings
-from tests.integration.test_audit_integrity import add_events
+from tests.integration.test_audit import add_events
 from tests.servers import PG_ADMIN_ENV
 
 PASSWORD = "app-role-test-password-{x}"  # braces: the DDL must not read them as placeholders
